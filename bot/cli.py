@@ -1,0 +1,142 @@
+"""The ``raporto`` command: Flask's CLI group with the project's own commands."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+
+import click
+from cryptography.fernet import Fernet
+from flask import Flask
+from flask.cli import FlaskGroup, with_appcontext
+from sqlalchemy import select
+
+from bot.app import create_app, services
+from dialogs.messages import Inbound
+from storage import migrate
+from storage.crypto import keyring
+from storage.models import ENCRYPTED_COLUMNS
+
+
+def _create_app() -> Flask:
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False)
+def cli() -> None:
+    """Raporto: discrimination complaint intake over Telegram and SMS."""
+
+
+@cli.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Create or migrate the database schema."""
+    migrate.upgrade(services().settings.database_url, revision)
+    click.echo("database is at " + revision)
+
+
+@db.command("downgrade")
+@click.argument("revision")
+@with_appcontext
+def db_downgrade(revision: str) -> None:
+    """Migrate the database schema down to REVISION."""
+    migrate.downgrade(services().settings.database_url, revision)
+
+
+@cli.group()
+def keys() -> None:
+    """Encryption keys."""
+
+
+@keys.command("generate")
+def keys_generate() -> None:
+    """Print a new Fernet key (put it first in RAPORTO_ENCRYPTION_KEYS to start using it)."""
+    click.echo(Fernet.generate_key().decode())
+
+
+@keys.command("rotate")
+@click.option("--batch", default=500, show_default=True, help="Rows per transaction.")
+@with_appcontext
+def keys_rotate(batch: int) -> None:
+    """Re-encrypt every personal-data column under the newest key."""
+    ring = keyring()
+    total = 0
+    for model, columns in ENCRYPTED_COLUMNS.items():
+        table = model.__table__
+        pk = table.c.id
+        last = 0
+        while True:
+            with services().uow() as session:
+                rows = session.execute(
+                    select(pk, *[table.c[c] for c in columns])
+                    .where(pk > last)
+                    .order_by(pk)
+                    .limit(batch)
+                ).all()
+                if not rows:
+                    break
+                for row in rows:
+                    values = {
+                        c: ring.rotate(row[i + 1])
+                        for i, c in enumerate(columns)
+                        if row[i + 1] is not None
+                    }
+                    if values:
+                        session.execute(table.update().where(pk == row[0]).values(**values))
+                        total += 1
+                last = rows[-1][0]
+    click.echo(f"re-encrypted {total} rows under the newest key")
+
+
+@cli.command("chat")
+@click.option(
+    "--channel", type=click.Choice(["sms", "telegram"]), default="sms", show_default=True
+)
+@click.option("--user", default="local", show_default=True, help="Who you are, to resume later.")
+@with_appcontext
+def chat(channel: str, user: str) -> None:
+    """Talk to the bot in the terminal, as a complainant would on SMS or Telegram."""
+    intake = services().intake
+    sender = f"terminal:{user}"
+    click.echo(
+        f"Raporto chat ({channel} look). What you create is marked as test data. "
+        "Type your answers; Ctrl-D to leave.\n"
+    )
+    first = True
+    while True:
+        if first:
+            text = "hi"
+            first = False
+        else:
+            try:
+                text = click.prompt("you", prompt_suffix="> ", default="", show_default=False)
+            except (EOFError, click.Abort):
+                click.echo()
+                return
+        inbound = Inbound(channel=channel, sender=sender, message_id=uuid.uuid4().hex, text=text)
+        result = intake.handle(inbound, is_test=True)
+        for reply in result.replies:
+            click.echo(_show(reply.rendered.text, reply.rendered.reply_markup, channel))
+        if result.complaint_reference:
+            click.secho(f"(stored complaint {result.complaint_reference})", dim=True)
+        sys.stdout.flush()
+
+
+def _show(text: str, markup: dict[str, object] | None, channel: str) -> str:
+    """A reply as the person would see it; Telegram buttons as bracketed, numbered choices."""
+    lines = [f"bot> {text}" if channel == "sms" else f"bot> {text}"]
+    if markup and isinstance(markup.get("inline_keyboard"), list):
+        for row in markup["inline_keyboard"]:  # type: ignore[union-attr]
+            lines.append("     " + "  ".join(f"[{button['text']}]" for button in row))
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    """Entry point of the ``raporto`` console script."""
+    cli.main(prog_name="raporto")

@@ -1,0 +1,334 @@
+"""The intake service: one inbound message handled end to end in one unit of work.
+
+dedupe → load conversation (locked) → engine step → effects → store → queue replies → commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from bot.rendering import Rendered, Renderer
+from dialogs import complaint_dialog
+from dialogs.complaint_dialog import Context
+from dialogs.lexicon import Lexicon
+from dialogs.messages import (
+    Conversation,
+    DeleteMyData,
+    Forget,
+    Inbound,
+    OptIn,
+    OptOut,
+    Prompt,
+    SetLanguage,
+    StatusQuery,
+    Submit,
+)
+from dialogs.options import N_, STATUS_LABELS
+from storage.crypto import keyring
+from storage.db import UnitOfWork
+from storage.models import Attachment, Complaint, Contact, utcnow
+from storage.models import Conversation as ConversationRow
+from storage.repositories import (
+    ComplaintRepository,
+    ContactRepository,
+    ConversationRepository,
+    MessageRepository,
+)
+
+log = logging.getLogger(__name__)
+
+# No 0/O, 1/I/L, 2/Z, 5/S, 6/G, 8/B: codes are read aloud and typed on keypads.
+REFERENCE_ALPHABET = "ACDEFHJKMNPRTUVWXY3479"
+MAX_ATTEMPTS = 5
+MAX_TEXT_CHARS = 5_000  # one inbound message; longer is cut (SMS joins and Telegram cap 4096)
+
+
+def new_reference() -> str:
+    """A short, unambiguous reference code that carries no personal data."""
+    return "RAE-" + "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(6))
+
+
+def new_pin() -> str:
+    """A 4-digit PIN for checking a report's status from another phone."""
+    return f"{secrets.randbelow(10_000):04d}"
+
+
+@dataclass
+class Reply:
+    """A reply as queued: the channel, the rendered message and the outbox row id."""
+
+    channel: str
+    rendered: Rendered
+    message_id: int | None = None
+
+
+@dataclass
+class HandleResult:
+    """What handling one inbound message did."""
+
+    duplicate: bool = False
+    replies: list[Reply] = field(default_factory=list)
+    complaint_reference: str | None = None
+    state: str | None = None
+
+
+class IntakeService:
+    """Handles inbound messages from any channel against the dialog engine and storage."""
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        renderer: Renderer,
+        lexicon: Lexicon,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        on_queued: Callable[[Session], None] | None = None,
+    ) -> None:
+        self.uow = uow
+        self.renderer = renderer
+        self.lexicon = lexicon
+        self.clock = clock
+        self.on_queued = on_queued  # e.g. NOTIFY the delivery worker on PostgreSQL
+
+    def handle(self, inbound: Inbound, *, is_test: bool = False) -> HandleResult:
+        """Handle one message exactly once; retried when a concurrent writer got there first."""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                with self.uow() as session:
+                    return self._handle(session, inbound, is_test=is_test)
+            except (StaleDataError, IntegrityError, OperationalError) as exc:
+                # Another message from the same person, or a colliding reference code: the
+                # transaction rolled back whole, so trying again is safe.
+                if attempt == MAX_ATTEMPTS:
+                    raise
+                log.info("retrying inbound after %s (attempt %d)", type(exc).__name__, attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _handle(self, session: Session, inbound: Inbound, *, is_test: bool) -> HandleResult:
+        now = self.clock()
+        contacts = ContactRepository(session)
+        messages = MessageRepository(session)
+        contact, _ = contacts.get_or_create(inbound.channel, inbound.sender, is_test=is_test)
+        text = inbound.text[:MAX_TEXT_CHARS]
+        if messages.record_inbound(inbound.channel, inbound.message_id, contact, text) is None:
+            return HandleResult(duplicate=True)
+        row = ConversationRepository(session).for_contact(contact)
+        snapshot = _snapshot(row, contact)
+        reference = new_reference()
+        ctx = Context(
+            now=now, lexicon=self.lexicon, new_reference=lambda: reference, new_pin=new_pin
+        )
+        result = complaint_dialog.step(snapshot, inbound, ctx)
+        conv = result.conversation
+        replies: list[Prompt] = []
+        status_replies: list[Prompt] = []
+        forget = False
+        submitted: Complaint | None = None
+        for effect in result.effects:
+            if isinstance(effect, SetLanguage):
+                contact.language = effect.language
+            elif isinstance(effect, OptOut):
+                contact.opted_out_at = now
+            elif isinstance(effect, OptIn):
+                contact.opted_out_at = None
+            elif isinstance(effect, Submit):
+                submitted = self._submit(session, contact, inbound, effect, is_test=is_test)
+            elif isinstance(effect, StatusQuery):
+                status_replies.append(self._status(session, contact, effect))
+            elif isinstance(effect, Forget | DeleteMyData):
+                if isinstance(effect, DeleteMyData):
+                    self._withdraw(session, contact, now)
+                forget = True
+        replies = status_replies + result.replies
+        language = conv.language or contact.language or "en"
+        if forget:
+            self._forget(session, contact, row)
+            row = None
+        elif row is None:
+            row = ConversationRow(contact_id=contact.id, state=conv.state, answers={})
+            session.add(row)
+        if row is not None:
+            row.state = conv.state
+            row.answers = conv.answers
+            row.flow = conv.to_json()
+            row.campaign = conv.campaign
+            row.updated_at = now
+            row.reminded_at = None
+        queued = self._queue(
+            session, contact, inbound, replies, language, now, forget=forget, is_test=is_test
+        )
+        session.flush()
+        if self.on_queued is not None and queued and not is_test:
+            self.on_queued(session)
+        return HandleResult(
+            replies=queued,
+            complaint_reference=submitted.reference if submitted else None,
+            state=conv.state,
+        )
+
+    def _queue(
+        self,
+        session: Session,
+        contact: Contact,
+        inbound: Inbound,
+        prompts: list[Prompt],
+        language: str,
+        now: datetime,
+        *,
+        forget: bool,
+        is_test: bool,
+    ) -> list[Reply]:
+        messages = MessageRepository(session)
+        out: list[Reply] = []
+        opted_out = contact.opted_out_at is not None
+        for prompt in prompts:
+            rendered = self.renderer.render(
+                prompt, language, inbound.channel, plain_letters=contact.plain_letters
+            )
+            # Test contacts (terminal chat, simulator) are answered on screen, never sent.
+            status = "local" if is_test else "queued"
+            if opted_out and not is_test and inbound.channel == "sms":
+                status = "suppressed"  # the carrier already confirms an SMS opt-out itself
+            row = messages.queue_outbound(
+                None if forget else contact,
+                inbound.channel,
+                inbound.sender,
+                rendered.text,
+                rendered.reply_markup,
+                now=now,
+                ephemeral=forget,
+                status=status,
+            )
+            if forget and status in ("local", "suppressed"):
+                row.body = None
+                row.to_address = None
+            out.append(Reply(inbound.channel, rendered))
+            session.flush()
+            out[-1].message_id = row.id
+        return out
+
+    def _submit(
+        self,
+        session: Session,
+        contact: Contact,
+        inbound: Inbound,
+        effect: Submit,
+        *,
+        is_test: bool,
+    ) -> Complaint:
+        a: dict[str, Any] = effect.answers
+        complaint = Complaint(
+            reference=effect.reference,
+            pin_hash=keyring().lookup_hash("pin", effect.reference, effect.pin),
+            contact_id=contact.id,
+            channel=inbound.channel,
+            language=a.get("language") or contact.language or "en",
+            status="new",
+            urgent=bool(a.get("danger")),
+            area=a["area"],
+            ground=a["ground"],
+            ground_other=a.get("ground_other"),
+            perpetrator=a["perpetrator"],
+            municipality=a["municipality"],
+            occurred=a["when"],
+            description=a["description"],
+            stakes=list(a.get("stakes", [])),
+            contact_preference=a["contact"],
+            contact_phone=a.get("contact_phone"),
+            legal_support=bool(a.get("legal")),
+            sharing=a["sharing"],
+            campaign=a.get("campaign"),
+            is_test=is_test,
+        )
+        attachments = [
+            Attachment(
+                channel=inbound.channel,
+                kind=item["kind"],
+                source_ref=item["ref"],
+                content_type=item.get("content_type"),
+                size=item.get("size"),
+            )
+            for item in a.get("evidence", [])
+        ]
+        ComplaintRepository(session).add(complaint, attachments)
+        return complaint
+
+    def _status(self, session: Session, contact: Contact, query: StatusQuery) -> Prompt:
+        complaint = ComplaintRepository(session).by_reference(query.reference)
+        allowed = complaint is not None and (
+            complaint.contact_id == contact.id
+            or (
+                query.pin is not None
+                and secrets.compare_digest(
+                    complaint.pin_hash,
+                    keyring().lookup_hash("pin", complaint.reference, query.pin),
+                )
+            )
+        )
+        if complaint is None or not allowed:
+            # One answer for "no such code" and "not yours": codes cannot be probed.
+            return Prompt(
+                N_(
+                    "We found no report %(reference)s for you. Check the code, or send: "
+                    "status CODE PIN"
+                ),
+                {"reference": query.reference},
+            )
+        return Prompt(
+            N_("Report %(reference)s: %(status)s."),
+            {"reference": complaint.reference, "status": STATUS_LABELS[complaint.status]},
+        )
+
+    def _withdraw(self, session: Session, contact: Contact, now: datetime) -> None:
+        for complaint in ComplaintRepository(session).of_contact(contact):
+            complaint.contact_phone = None
+            complaint.contact_id = None
+            complaint.contact_preference = "none"
+            if complaint.status not in ("resolved", "closed", "withdrawn"):
+                complaint.status = "withdrawn"
+                complaint.updated_at = now
+
+    def _forget(self, session: Session, contact: Contact, row: ConversationRow | None) -> None:
+        """Keep nothing about the person: messages erased, conversation and contact deleted."""
+        MessageRepository(session).forget_contact(contact)
+        if row is not None:
+            session.delete(row)
+        session.flush()
+        session.execute(delete(Contact).where(Contact.id == contact.id))
+        session.expunge(contact)
+
+
+def _snapshot(row: ConversationRow | None, contact: Contact) -> Conversation:
+    """The engine's view of a stored conversation."""
+    if row is None:
+        return Conversation(
+            state=complaint_dialog.State.LANGUAGE.value if contact.language is None else "idle",
+            language=contact.language,
+            opted_out=contact.opted_out_at is not None,
+        )
+    flow = row.flow or {}
+    state = row.state
+    if contact.language is None and state != complaint_dialog.State.LANGUAGE.value:
+        state = complaint_dialog.State.NEW.value
+    return Conversation(
+        state=state,
+        language=contact.language,
+        answers=dict(row.answers or {}),
+        history=list(flow.get("history", [])),
+        misses=int(flow.get("misses", 0)),
+        editing=bool(flow.get("editing", False)),
+        resume=flow.get("resume"),
+        campaign=row.campaign,
+        opted_out=contact.opted_out_at is not None,
+        updated_at=row.updated_at,
+    )

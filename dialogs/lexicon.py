@@ -1,0 +1,177 @@
+"""Understanding typed answers: option words and command words in every supported language."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from dialogs.messages import LANGUAGE_NAMES, LANGUAGES, Choice, Text
+from dialogs.municipalities import normalize
+from dialogs.options import COMMAND_WORDS, OPTION_KEYWORDS
+
+Translate = Callable[[str, Text], str]
+"""``translate(language, text)`` gives the text in that language (the msgid when untranslated)."""
+
+_NUMBERS = re.compile(r"\d+")
+
+SMS_CARRIER_STOP_WORDS = frozenset(
+    {"stop", "stopall", "unsubscribe", "end", "quit", "revoke", "optout", "cancel"}
+)
+"""Twilio opts a number out on these single words whatever we do, so we must agree with it."""
+
+
+def edit_distance_at_most(a: str, b: str, limit: int) -> bool:
+    """True when the Damerau-Levenshtein distance between a and b is at most ``limit``."""
+    if abs(len(a) - len(b)) > limit:
+        return False
+    if a == b:
+        return True
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        if min(cur) > limit:
+            return False
+        prev2, prev = prev, cur
+    return prev[len(b)] <= limit
+
+
+def typo_budget(word: str) -> int:
+    """How many typos a word of this length may carry and still be recognised."""
+    if len(word) >= 9:
+        return 2
+    if len(word) >= 4:
+        return 1
+    return 0
+
+
+@dataclass(frozen=True)
+class _Entry:
+    value: str
+    words: frozenset[str]
+
+
+class Lexicon:
+    """Normalised words for every option and command, in every language, built once."""
+
+    def __init__(self, translate: Translate) -> None:
+        self._translate = translate
+        self._labels: dict[Text, frozenset[str]] = {}
+        self._commands: dict[str, frozenset[str]] = {
+            name: self._words(words, split=True) for name, words in COMMAND_WORDS.items()
+        }
+        self._languages = {
+            lang: frozenset({normalize(LANGUAGE_NAMES[lang])}) for lang in LANGUAGES
+        }
+        self._keywords: dict[tuple[str, str], frozenset[str]] = {
+            key: self._words(words, split=True) for key, words in OPTION_KEYWORDS.items()
+        }
+
+    def _words(self, text: Text, *, split: bool) -> frozenset[str]:
+        forms: set[str] = set()
+        for lang in LANGUAGES:
+            translated = self._translate(lang, text)
+            parts = translated.split("|") if split else [translated]
+            forms.update(normalize(p) for p in parts)
+        forms.discard("")
+        return frozenset(forms)
+
+    def label_words(self, label: Text) -> frozenset[str]:
+        """Every language's normalised form of one option label (cached)."""
+        words = self._labels.get(label)
+        if words is None:
+            words = self._words(label, split=False)
+            self._labels[label] = words
+        return words
+
+    def command(self, text: str, channel: str) -> str | None:
+        """The global command this whole message is, if it is one."""
+        norm = normalize(text)
+        if not norm:
+            return None
+        first = norm.split(" ", 1)[0]
+        if first in self._commands["status"] and " " in norm:
+            return "status"
+        if channel == "sms" and norm in SMS_CARRIER_STOP_WORDS:
+            return "stop"
+        for name in ("delete", "help", "back", "restart", "language", "stop", "start"):
+            if norm in self._commands[name]:
+                return name
+        return None
+
+    def is_word(self, name: str, text: str) -> bool:
+        """True when the whole message is one of the words for ``name`` (done, skip...)."""
+        return normalize(text) in self._commands[name]
+
+    def language(self, text: str) -> str | None:
+        """The language picked by number or by its name."""
+        digits = text.strip().strip(".)")
+        if digits.isdigit() and 1 <= int(digits) <= len(LANGUAGES):
+            return LANGUAGES[int(digits) - 1]
+        norm = normalize(text)
+        for lang, names in self._languages.items():
+            if norm in names:
+                return lang
+        # "Srpski" and "Српски" normalise alike; the Latin spelling means Latin script.
+        if norm in {"srpski", "serbian", "srpsko"}:
+            return "sr_Latn"
+        return None
+
+    def option(self, step: str, choices: Iterable[Choice], text: str) -> str | None:
+        """The option picked by number, label or keyword, tolerating case, accents and typos."""
+        picked = self.options(step, choices, text, multi=False)
+        return picked[0] if picked else None
+
+    def options(
+        self, step: str, choices: Iterable[Choice], text: str, *, multi: bool
+    ) -> list[str]:
+        """The options picked; with ``multi``, several numbers such as ``1 3`` or ``1,3``."""
+        options = list(choices)
+        numbers = _NUMBERS.findall(text)
+        if numbers and all(ch.isdigit() or not ch.isalnum() for ch in text):
+            return self._by_numbers(options, numbers, multi=multi)
+        norm = normalize(text)
+        if not norm:
+            return []
+        entries = [_Entry(c.value, self._entry_words(step, c)) for c in options]
+        for entry in entries:  # exact first, so a typo match never beats an exact one
+            if norm in entry.words:
+                return [entry.value]
+        budget = typo_budget(norm)
+        if budget:
+            for entry in entries:
+                if any(edit_distance_at_most(norm, w, budget) for w in entry.words):
+                    return [entry.value]
+        tokens = norm.split()
+        for entry in entries:  # a keyword inside a short sentence ("at the school")
+            if len(tokens) <= 4 and any(t in entry.words for t in tokens if len(t) >= 3):
+                return [entry.value]
+        return []
+
+    def _entry_words(self, step: str, choice: Choice) -> frozenset[str]:
+        words = self.label_words(choice.label)
+        step_key = "yes" if choice.value in {"yes", "no"} else step
+        extra = self._keywords.get((step_key, choice.value))
+        return words | extra if extra else words
+
+    @staticmethod
+    def _by_numbers(options: list[Choice], numbers: list[str], *, multi: bool) -> list[str]:
+        if multi and len(numbers) == 1 and len(numbers[0]) > 1:
+            numbers = list(numbers[0])  # "13" on a keypad means 1 and 3 when options are 1-9
+        picked: list[str] = []
+        for num in numbers:
+            index = int(num)
+            if not 1 <= index <= len(options):
+                return []
+            value = options[index - 1].value
+            if value not in picked:
+                picked.append(value)
+        if not multi and len(picked) != 1:
+            return []
+        return picked

@@ -1,0 +1,198 @@
+"""Repositories: the queries the service needs, each taking a session it does not own."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from storage.crypto import keyring
+from storage.db import is_postgres
+from storage.models import Attachment, Complaint, Contact, Conversation, Message
+
+
+class ContactRepository:
+    """Contacts, found by the keyed hash of their channel address."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def find(self, channel: str, address: str) -> Contact | None:
+        """The contact with this address on this channel, if any."""
+        digest = keyring().lookup_hash(channel, address)
+        return self.session.scalars(
+            select(Contact).where(Contact.channel == channel, Contact.address_hash == digest)
+        ).one_or_none()
+
+    def get_or_create(
+        self, channel: str, address: str, *, is_test: bool = False
+    ) -> tuple[Contact, bool]:
+        """The contact for this address, created when new; a concurrent creation wins cleanly."""
+        found = self.find(channel, address)
+        if found is not None:
+            return found, False
+        contact = Contact(
+            channel=channel,
+            address=address,
+            address_hash=keyring().lookup_hash(channel, address),
+            is_test=is_test,
+        )
+        try:
+            with self.session.begin_nested():
+                self.session.add(contact)
+        except IntegrityError:
+            # Another worker created it between our look-up and insert: use theirs.
+            found = self.find(channel, address)
+            if found is None:
+                raise
+            return found, False
+        return contact, True
+
+
+class ConversationRepository:
+    """Conversations, loaded under a row lock on PostgreSQL."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def for_contact(self, contact: Contact, *, lock: bool = True) -> Conversation | None:
+        """The contact's conversation; locked FOR UPDATE on PostgreSQL so messages queue."""
+        query = select(Conversation).where(Conversation.contact_id == contact.id)
+        if lock and is_postgres(self.session):
+            query = query.with_for_update()
+        return self.session.scalars(query).one_or_none()
+
+    def silent_since(self, before: datetime, states: frozenset[str]) -> list[Conversation]:
+        """Conversations in the middle of a report and silent since ``before``."""
+        return list(
+            self.session.scalars(
+                select(Conversation).where(
+                    Conversation.updated_at < before, Conversation.state.in_(states)
+                )
+            )
+        )
+
+
+class MessageRepository:
+    """The message log, with channel message ids as de-duplication keys, and the outbox."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def record_inbound(
+        self, channel: str, channel_message_id: str, contact: Contact | None, body: str | None
+    ) -> Message | None:
+        """Log an inbound message; None when this id was seen before (a redelivery)."""
+        message = Message(
+            channel=channel,
+            direction="in",
+            channel_message_id=channel_message_id,
+            contact_id=contact.id if contact else None,
+            body=body,
+        )
+        try:
+            with self.session.begin_nested():
+                self.session.add(message)
+        except IntegrityError:
+            return None
+        return message
+
+    def seen(self, channel: str, channel_message_id: str) -> bool:
+        """Whether an inbound message with this id is already logged."""
+        return (
+            self.session.scalar(
+                select(Message.id).where(
+                    Message.channel == channel,
+                    Message.direction == "in",
+                    Message.channel_message_id == channel_message_id,
+                )
+            )
+            is not None
+        )
+
+    def queue_outbound(
+        self,
+        contact: Contact | None,
+        channel: str,
+        to_address: str,
+        body: str,
+        reply_markup: dict[str, Any] | None,
+        *,
+        now: datetime,
+        ephemeral: bool = False,
+        status: str = "queued",
+        complaint_id: int | None = None,
+    ) -> Message:
+        """Put a reply in the outbox, in the caller's transaction."""
+        message = Message(
+            channel=channel,
+            direction="out",
+            contact_id=contact.id if contact else None,
+            complaint_id=complaint_id,
+            body=body,
+            to_address=to_address,
+            reply_markup=reply_markup,
+            status=status,
+            next_attempt_at=now,
+            ephemeral=ephemeral,
+            created_at=now,
+        )
+        self.session.add(message)
+        return message
+
+    def forget_contact(self, contact: Contact) -> None:
+        """Erase the bodies of a contact's messages and cut them loose from the contact."""
+        self.session.execute(
+            update(Message)
+            .where(Message.contact_id == contact.id, Message.direction == "in")
+            .values(body=None, contact_id=None)
+        )
+        # Outbound rows still waiting keep their own address until sent, then erase it.
+        self.session.execute(
+            update(Message)
+            .where(Message.contact_id == contact.id, Message.direction == "out")
+            .values(contact_id=None, ephemeral=True)
+        )
+        self.session.execute(
+            update(Message)
+            .where(
+                Message.contact_id.is_(None),
+                Message.direction == "out",
+                Message.ephemeral.is_(True),
+                Message.status.in_(("sent", "delivered", "failed", "local")),
+            )
+            .values(body=None, to_address=None)
+        )
+
+
+class ComplaintRepository:
+    """Complaints by reference, and what a contact has submitted."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def by_reference(self, reference: str) -> Complaint | None:
+        """The complaint with this reference code."""
+        return self.session.scalars(
+            select(Complaint).where(Complaint.reference == reference.upper())
+        ).one_or_none()
+
+    def reference_taken(self, reference: str) -> bool:
+        """Whether a reference code is already in use."""
+        return self.session.scalar(
+            select(Complaint.id).where(Complaint.reference == reference)
+        ) is not None
+
+    def of_contact(self, contact: Contact) -> list[Complaint]:
+        """Every complaint this contact submitted."""
+        return list(self.session.scalars(select(Complaint).where(Complaint.contact_id == contact.id)))
+
+    def add(self, complaint: Complaint, attachments: list[Attachment]) -> None:
+        """Store a new complaint with its evidence."""
+        self.session.add(complaint)
+        for attachment in attachments:
+            complaint.attachments.append(attachment)
+        self.session.flush()
