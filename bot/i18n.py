@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.dates import format_datetime
@@ -28,6 +29,8 @@ FORMAT_LOCALES: dict[str, str] = {
     "bs": "bs",
     "en": "en_GB",
 }
+
+KOSOVO_TIME = ZoneInfo("Europe/Belgrade")  # Kosovo keeps Central European time
 
 UNTRANSLATED_CONTEXTS = frozenset({"language name"})
 """Texts shown as they are in every language (each language's name in itself)."""
@@ -67,7 +70,7 @@ class Catalogs:
 
     def pgettext(self, language: str, context: str, msgid: str) -> str:
         """A message with a context in a language."""
-        return self.translations(language).pgettext(context, msgid)
+        return str(self.translations(language).pgettext(context, msgid))
 
     def ngettext(self, language: str, singular: str, plural: str, n: int) -> str:
         """A counted message in a language, with that language's plural rule."""
@@ -84,4 +87,4 @@ class Catalogs:
     def format_datetime(self, language: str, value: datetime) -> str:
         """A date and time as people of that language write it (in Kosovo time)."""
         locale = Locale.parse(FORMAT_LOCALES.get(language, "en_GB"))
-        return format_datetime(value, "short", tzinfo="Europe/Belgrade", locale=locale)
+        return format_datetime(value, "short", tzinfo=KOSOVO_TIME, locale=locale)

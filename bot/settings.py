@@ -96,8 +96,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if missing:
         if production:
             raise SettingsError(
-                f"{', '.join(missing)} must be set when RAPORTO_ENV=production "
-                "(see .env.example)"
+                f"{', '.join(missing)} must be set when RAPORTO_ENV=production (see .env.example)"
             )
         generated = _dev_secrets(instance_dir)
 

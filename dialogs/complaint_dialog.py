@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import phonenumbers
@@ -45,7 +45,7 @@ MAX_DESCRIPTION_CHARS = 10_000  # several long SMS, far more than anyone types o
 MAX_ATTACHMENTS = 20
 
 
-class State(str, Enum):
+class State(StrEnum):
     """Every step of the dialog; the value is what is stored."""
 
     NEW = "new"
@@ -82,7 +82,12 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "advance", "source": S.DANGER, "dest": S.AREA},
     {"trigger": "advance", "source": S.AREA, "dest": S.REVIEW, "conditions": "editing"},
     {"trigger": "advance", "source": S.AREA, "dest": S.GROUND},
-    {"trigger": "advance", "source": S.GROUND, "dest": S.GROUND_OTHER, "conditions": "other_ground"},
+    {
+        "trigger": "advance",
+        "source": S.GROUND,
+        "dest": S.GROUND_OTHER,
+        "conditions": "other_ground",
+    },
     {"trigger": "advance", "source": S.GROUND, "dest": S.REVIEW, "conditions": "editing"},
     {"trigger": "advance", "source": S.GROUND, "dest": S.PERPETRATOR},
     {"trigger": "advance", "source": S.GROUND_OTHER, "dest": S.REVIEW, "conditions": "editing"},
@@ -258,7 +263,9 @@ def question(state: State, conv: Conversation, channel: str) -> Prompt | None:
     a = conv.answers
     step = state.value
     if state is S.LANGUAGE:
-        choices = tuple(Choice(lang, Text(LANGUAGE_NAMES[lang], "language name")) for lang in LANGUAGES)
+        choices = tuple(
+            Choice(lang, Text(LANGUAGE_NAMES[lang], "language name")) for lang in LANGUAGES
+        )
         return Prompt(N_("Choose your language:"), choices=choices, step=step, multilingual=True)
     if state is S.CONSENT:
         return Prompt(N_("May we record your report?"), choices=opt.YES_NO, step=step)
@@ -422,11 +429,7 @@ def _handle(d: Dialog) -> None:
 
 def _expired(d: Dialog) -> bool:
     updated = d.conv.updated_at
-    return (
-        d.state in DRAFT_STEPS
-        and updated is not None
-        and d.ctx.now - updated > DRAFT_LIFETIME
-    )
+    return d.state in DRAFT_STEPS and updated is not None and d.ctx.now - updated > DRAFT_LIFETIME
 
 
 def _reset(d: Dialog, state: State) -> None:
@@ -478,7 +481,9 @@ def _miss(d: Dialog, hint: str | None = None) -> None:
         d.conv.misses = 0
         d.replies.append(help_prompt())
     else:
-        d.replies.append(Prompt(hint or N_("Sorry, I did not understand. Please answer with a number.")))
+        d.replies.append(
+            Prompt(hint or N_("Sorry, I did not understand. Please answer with a number."))
+        )
     d.ask()
 
 
@@ -521,7 +526,9 @@ def _global_command(d: Dialog) -> bool:
     elif command == "status":
         match = _REFERENCE.search(text)
         if match is None:
-            d.replies.append(Prompt(N_("To check a report, send: status and its code, e.g. status RAE-7K3Q9P")))
+            d.replies.append(
+                Prompt(N_("To check a report, send: status and its code, e.g. status RAE-7K3Q9P"))
+            )
         else:
             ref = match.group(1).upper().replace("RAE", "RAE-", 1).replace("--", "-")
             rest = text[match.end() :]
@@ -588,7 +595,12 @@ def _on_language(d: Dialog) -> None:
     elif d.inbound.text:
         lang = d.ctx.lexicon.language(d.inbound.text)
     if lang is None:
-        if d.conv.language is None and d.state is S.LANGUAGE and d.conv.misses == 0 and not d.conv.history:
+        if (
+            d.conv.language is None
+            and d.state is S.LANGUAGE
+            and d.conv.misses == 0
+            and not d.conv.history
+        ):
             # The first message of a new contact is a greeting, not an answer: just show the menu.
             d.conv.misses = 1
             d.ask()
@@ -728,7 +740,12 @@ def _add_media(d: Dialog, media: tuple[MediaRef, ...]) -> None:
         if len(stored) >= MAX_ATTACHMENTS:
             break
         stored.append(
-            {"kind": item.kind, "ref": item.ref, "content_type": item.content_type, "size": item.size}
+            {
+                "kind": item.kind,
+                "ref": item.ref,
+                "content_type": item.content_type,
+                "size": item.size,
+            }
         )
 
 
@@ -882,9 +899,7 @@ def _on_delete_confirm(d: Dialog) -> None:
     d.conv.resume = None
     if value == "yes":
         d.effects.append(DeleteMyData())
-        d.replies.append(
-            Prompt(N_("Your data was deleted and your open reports were withdrawn."))
-        )
+        d.replies.append(Prompt(N_("Your data was deleted and your open reports were withdrawn.")))
         _reset(d, S.NEW)
         d.conv.language = None
         return

@@ -66,9 +66,7 @@ class Lexicon:
         self._commands: dict[str, frozenset[str]] = {
             name: self._words(words, split=True) for name, words in COMMAND_WORDS.items()
         }
-        self._languages = {
-            lang: frozenset({normalize(LANGUAGE_NAMES[lang])}) for lang in LANGUAGES
-        }
+        self._languages = {lang: frozenset({normalize(LANGUAGE_NAMES[lang])}) for lang in LANGUAGES}
         self._keywords: dict[tuple[str, str], frozenset[str]] = {
             key: self._words(words, split=True) for key, words in OPTION_KEYWORDS.items()
         }
@@ -128,9 +126,7 @@ class Lexicon:
         picked = self.options(step, choices, text, multi=False)
         return picked[0] if picked else None
 
-    def options(
-        self, step: str, choices: Iterable[Choice], text: str, *, multi: bool
-    ) -> list[str]:
+    def options(self, step: str, choices: Iterable[Choice], text: str, *, multi: bool) -> list[str]:
         """The options picked; with ``multi``, several numbers such as ``1 3`` or ``1,3``."""
         options = list(choices)
         numbers = _NUMBERS.findall(text)

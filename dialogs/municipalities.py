@@ -205,8 +205,9 @@ _FUZZY_MAX_TOKENS = 8
 _NO_FUZZY = frozenset(
     (
         "srbija srbije srbiji srbiju srbijom srbima srbin srbina srbinu "
-        "milan milana milanu milane milanom vitin vitit vitet shtimi shtimin shtimit "
-        "istom istoj istim istih istoga istome kosovo kosova kosove kosoves kosovu"
+        "milan milana milanu milane milanom dragan dragana draganu dragane "
+        "vitin vitit vitet shtim shtimi shtimin shtimit unik unike "
+        "istom istoj istim istih istoga istome"
     ).split()
 )
 
@@ -278,7 +279,9 @@ def _add_phrase(words: list[set[tuple[str, int]]], codes: tuple[str, ...]) -> No
     """Register every combination of per-word forms as a phrase for codes."""
     for combo in product(*words):
         phrase = " ".join(w for w, _ in combo)
-        _PHRASES.setdefault(phrase, codes)
+        if _PHRASES.setdefault(phrase, codes) != codes:
+            # Inflection rules must never make one municipality's form another's name.
+            raise ValueError(f"{phrase!r} would name both {_PHRASES[phrase]} and {codes}")
         for word, typos in combo:
             # A form shared by a short and a long name gets the stricter tolerance.
             _VOCAB_TYPOS[word] = min(typos, _VOCAB_TYPOS.get(word, typos))
@@ -368,7 +371,7 @@ def _osa_distance(a: str, b: str, limit: int) -> int:
         if min(current) > limit:
             return limit + 1
         before, previous = previous, current
-    return previous[-1]
+    return min(previous[-1], limit + 1)
 
 
 def _word_options(token: str, fuzzy: bool) -> list[tuple[str, int]]:
@@ -378,6 +381,7 @@ def _word_options(token: str, fuzzy: bool) -> list[tuple[str, int]]:
     if not fuzzy or not 5 <= len(token) <= _MAX_WORD_LEN + 2 or token in _NO_FUZZY:
         return []
     candidates: set[str] = set()
+    # Only names of 9+ letters allow two edits, so shorter tokens need not pay for depth 2.
     for variant in _deletes(token, 2 if len(token) >= 6 else 1):
         candidates |= _DELETE_INDEX.get(variant, set())
     scored = []

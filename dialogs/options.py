@@ -1,8 +1,8 @@
 """The answer options of every question, as stable values with English labels.
 
 Labels are message ids in the ``choice`` context; the markers below only tag strings for
-extraction (``pybabel extract -k N_ -k nN_:1,2 -k Cx:1c,2 -k Kw:1c,2``): translation happens when a channel
-renders a prompt, in the person's language.
+extraction (``raporto i18n extract``): translation happens when a channel renders a prompt, in
+the person's language.
 """
 
 from __future__ import annotations

@@ -107,7 +107,9 @@ class Message(Base):
 
     __tablename__ = "message"
     __table_args__ = (
-        UniqueConstraint("channel", "direction", "channel_message_id", name="uq_message_channel_id"),
+        UniqueConstraint(
+            "channel", "direction", "channel_message_id", name="uq_message_channel_id"
+        ),
         Index("ix_message_outbox", "status", "next_attempt_at"),
         Index("ix_message_contact", "contact_id", "id"),
     )
@@ -176,9 +178,7 @@ class Attachment(Base):
     __tablename__ = "attachment"
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    complaint_id: Mapped[int | None] = mapped_column(
-        ForeignKey("complaint.id", ondelete="CASCADE")
-    )
+    complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaint.id", ondelete="CASCADE"))
     channel: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str] = mapped_column(String(16))
     source_ref: Mapped[str] = mapped_column(EncryptedText())

@@ -182,13 +182,16 @@ class ComplaintRepository:
 
     def reference_taken(self, reference: str) -> bool:
         """Whether a reference code is already in use."""
-        return self.session.scalar(
-            select(Complaint.id).where(Complaint.reference == reference)
-        ) is not None
+        return (
+            self.session.scalar(select(Complaint.id).where(Complaint.reference == reference))
+            is not None
+        )
 
     def of_contact(self, contact: Contact) -> list[Complaint]:
         """Every complaint this contact submitted."""
-        return list(self.session.scalars(select(Complaint).where(Complaint.contact_id == contact.id)))
+        return list(
+            self.session.scalars(select(Complaint).where(Complaint.contact_id == contact.id))
+        )
 
     def add(self, complaint: Complaint, attachments: list[Attachment]) -> None:
         """Store a new complaint with its evidence."""
