@@ -9,6 +9,7 @@ from flask import Flask, current_app
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.delivery import notify_outbox
 from bot.i18n import Catalogs
 from bot.intake import IntakeService
 from bot.rendering import Renderer
@@ -43,7 +44,7 @@ def build_services(settings: Settings) -> Services:
     catalogs = Catalogs()
     lexicon = Lexicon(lambda lang, text: catalogs.text(lang, text))
     renderer = Renderer(catalogs)
-    intake = IntakeService(uow, renderer, lexicon)
+    intake = IntakeService(uow, renderer, lexicon, on_queued=notify_outbox)
     return Services(settings, engine, sessions, uow, catalogs, renderer, lexicon, intake)
 
 
@@ -62,8 +63,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["raporto"] = services
 
     from webhooks.health import bp as health_bp
+    from webhooks.telegram import bp as telegram_bp
+    from webhooks.twilio import bp as twilio_bp
 
     app.register_blueprint(health_bp)
+    app.register_blueprint(telegram_bp)
+    app.register_blueprint(twilio_bp)
     return app
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
+import threading
 import uuid
 
 import click
@@ -12,6 +14,9 @@ from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import Table, select
 
 from bot.app import create_app, services
+from bot.channels.telegram import ALLOWED_UPDATES, make_bot
+from bot.telegram_poll import poll_updates
+from bot.worker import channel_report, run_worker
 from dialogs.messages import Inbound
 from storage import migrate
 from storage.crypto import keyring
@@ -154,16 +159,80 @@ def run(host: str, port: int) -> None:
 @cli.command("up")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
-@click.pass_context
-def up(ctx: click.Context, host: str, port: int) -> None:
-    """Web and delivery worker together (what `make run` starts)."""
-    ctx.invoke(run, host=host, port=port)
+@with_appcontext
+def up(host: str, port: int) -> None:
+    """Web and delivery worker together in one process (what `make run` starts)."""
+    from flask import current_app
+    from werkzeug.serving import run_simple
+
+    svc = services()
+    thread = threading.Thread(
+        target=lambda: asyncio.run(run_worker(svc, handle_signals=False)),
+        name="delivery-worker",
+        daemon=True,
+    )
+    thread.start()
+    _announce(port)
+    click.echo("  delivery worker: running in this process")
+    run_simple(host, port, current_app._get_current_object(), threaded=True)  # type: ignore[attr-defined]
+
+
+@cli.command("worker")
+@with_appcontext
+def worker() -> None:
+    """Send what the outbox holds, fetch evidence, remind and expire drafts (until SIGTERM)."""
+    svc = services()
+    for line in channel_report(svc):
+        click.echo(line)
+    asyncio.run(run_worker(svc))
+
+
+@cli.group()
+def telegram() -> None:
+    """Telegram set-up."""
+
+
+@telegram.command("set-webhook")
+@with_appcontext
+def telegram_set_webhook() -> None:
+    """Point Telegram at PUBLIC_BASE_URL/webhooks/telegram, with the secret, for used updates."""
+    settings = services().settings
+    if not settings.telegram_enabled:
+        raise click.ClickException("set TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET first")
+    url = settings.public_base_url + "/webhooks/telegram"
+
+    async def go() -> None:
+        async with make_bot(settings.telegram_bot_token, settings.telegram_api_base_url) as bot:
+            await bot.set_webhook(
+                url,
+                secret_token=settings.telegram_webhook_secret,
+                allowed_updates=list(ALLOWED_UPDATES),
+                max_connections=40,
+            )
+
+    asyncio.run(go())
+    click.echo(f"webhook set to {url} for {', '.join(ALLOWED_UPDATES)}")
+
+
+@telegram.command("poll")
+@click.option("--worker/--no-worker", "with_worker", default=True, show_default=True)
+@with_appcontext
+def telegram_poll(with_worker: bool) -> None:
+    """Fetch updates with getUpdates (pilots without public HTTPS); never in the web process."""
+    svc = services()
+    settings = svc.settings
+    if not settings.telegram_bot_token:
+        raise click.ClickException("set TELEGRAM_BOT_TOKEN first")
+    click.echo("polling Telegram for updates; Ctrl-C to stop")
+    asyncio.run(poll_updates(svc, with_worker=with_worker))
 
 
 def _announce(port: int) -> None:
     settings = services().settings
     click.echo(f"Raporto is running on http://127.0.0.1:{port}  (health: /healthz)")
     click.echo(f"  database: {_safe_url(settings.database_url)}")
+    for line in channel_report(services()):
+        click.echo("  " + line)
     click.echo("  Try the bot in another terminal, as a complainant would:")
     click.echo("    .venv/bin/raporto chat --channel sms")
     click.echo("    .venv/bin/raporto chat --channel telegram")

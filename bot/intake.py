@@ -9,7 +9,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete
@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 # No 0/O, 1/I/L, 2/Z, 5/S, 6/G, 8/B: codes are read aloud and typed on keypads.
 REFERENCE_ALPHABET = "ACDEFHJKMNPRTUVWXY3479"
 MAX_ATTEMPTS = 5
+SMS_ACK_DELAY = timedelta(seconds=4)
 MAX_TEXT_CHARS = 5_000  # one inbound message; longer is cut (SMS joins and Telegram cap 4096)
 
 
@@ -100,12 +101,21 @@ class IntakeService:
         self.clock = clock
         self.on_queued = on_queued  # e.g. NOTIFY the delivery worker on PostgreSQL
 
-    def handle(self, inbound: Inbound, *, is_test: bool = False) -> HandleResult:
+    def handle(
+        self,
+        inbound: Inbound,
+        *,
+        is_test: bool = False,
+        callback_query_id: str | None = None,
+        chat_message_id: str | None = None,
+        opt_out_type: str | None = None,
+    ) -> HandleResult:
         """Handle one message exactly once; retried when a concurrent writer got there first."""
+        extra = _Extra(callback_query_id, chat_message_id, opt_out_type)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 with self.uow() as session:
-                    return self._handle(session, inbound, is_test=is_test)
+                    return self._handle(session, inbound, extra, is_test=is_test)
             except (StaleDataError, IntegrityError, OperationalError) as exc:
                 # Another message from the same person, or a colliding reference code: the
                 # transaction rolled back whole, so trying again is safe.
@@ -114,14 +124,36 @@ class IntakeService:
                 log.info("retrying inbound after %s (attempt %d)", type(exc).__name__, attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _handle(self, session: Session, inbound: Inbound, *, is_test: bool) -> HandleResult:
+    def _handle(
+        self, session: Session, inbound: Inbound, extra: _Extra, *, is_test: bool
+    ) -> HandleResult:
         now = self.clock()
         contacts = ContactRepository(session)
         messages = MessageRepository(session)
         contact, _ = contacts.get_or_create(inbound.channel, inbound.sender, is_test=is_test)
         text = inbound.text[:MAX_TEXT_CHARS]
-        if messages.record_inbound(inbound.channel, inbound.message_id, contact, text) is None:
+        logged = messages.record_inbound(
+            inbound.channel,
+            inbound.message_id,
+            contact,
+            text,
+            chat_message_id=extra.chat_message_id,
+        )
+        if logged is None:
             return HandleResult(duplicate=True)
+        if extra.callback_query_id is not None and not is_test:
+            # Every button press is answered, or the person's app shows a spinner.
+            messages.queue_outbound(
+                None,
+                inbound.channel,
+                inbound.sender,
+                "",
+                {"callback_query_id": extra.callback_query_id},
+                now=now,
+                kind="callback_answer",
+            )
+        # A new message makes a pending "got it" moot: the reply to this one follows.
+        messages.drop_pending(_ack_key(contact))
         row = ConversationRepository(session).for_contact(contact)
         snapshot = _snapshot(row, contact)
         reference = new_reference()
@@ -164,8 +196,19 @@ class IntakeService:
             row.campaign = conv.campaign
             row.updated_at = now
             row.reminded_at = None
+        carrier_opt_out = inbound.channel == "sms" and (
+            extra.opt_out_type == "STOP" or self.lexicon.carrier_stop_word(inbound.text)
+        )
         queued = self._queue(
-            session, contact, inbound, replies, language, now, forget=forget, is_test=is_test
+            session,
+            contact,
+            inbound,
+            replies,
+            language,
+            now,
+            forget=forget,
+            is_test=is_test,
+            suppress=carrier_opt_out,
         )
         session.flush()
         if self.on_queued is not None and queued and not is_test:
@@ -187,18 +230,24 @@ class IntakeService:
         *,
         forget: bool,
         is_test: bool,
+        suppress: bool,
     ) -> list[Reply]:
         messages = MessageRepository(session)
         out: list[Reply] = []
-        opted_out = contact.opted_out_at is not None
         for prompt in prompts:
             rendered = self.renderer.render(
                 prompt, language, inbound.channel, plain_letters=contact.plain_letters
             )
             # Test contacts (terminal chat, simulator) are answered on screen, never sent.
             status = "local" if is_test else "queued"
-            if opted_out and not is_test and inbound.channel == "sms":
-                status = "suppressed"  # the carrier already confirms an SMS opt-out itself
+            if suppress and not is_test:
+                status = "suppressed"  # Twilio blocks the number and confirms the opt-out itself
+            coalesce = None
+            not_before = None
+            if prompt.ack and inbound.channel == "sms" and status == "queued":
+                # SMS parts of one long text arrive seconds apart: one "got it" for all of them.
+                coalesce = _ack_key(contact)
+                not_before = now + SMS_ACK_DELAY
             row = messages.queue_outbound(
                 None if forget else contact,
                 inbound.channel,
@@ -208,6 +257,8 @@ class IntakeService:
                 now=now,
                 ephemeral=forget,
                 status=status,
+                coalesce_key=coalesce,
+                not_before=not_before,
             )
             if forget and status in ("local", "suppressed"):
                 row.body = None
@@ -306,6 +357,19 @@ class IntakeService:
         session.flush()
         session.execute(delete(Contact).where(Contact.id == contact.id))
         session.expunge(contact)
+
+
+@dataclass(frozen=True)
+class _Extra:
+    """Channel details that travel beside the neutral inbound message."""
+
+    callback_query_id: str | None = None
+    chat_message_id: str | None = None
+    opt_out_type: str | None = None
+
+
+def _ack_key(contact: Contact) -> str:
+    return f"ack:{contact.id}"
 
 
 def _snapshot(row: ConversationRow | None, contact: Contact) -> Conversation:

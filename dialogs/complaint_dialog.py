@@ -731,7 +731,7 @@ def _on_description(d: Dialog) -> None:
         d.replies.append(Prompt(N_("That is all we can take in writing. Send 0 to go on.")))
         return
     parts.append(text)
-    d.replies.append(Prompt(N_("Got it. Send more, or 0 when you are done.")))
+    d.replies.append(Prompt(N_("Got it. Send more, or 0 when you are done."), ack=True))
 
 
 def _add_media(d: Dialog, media: tuple[MediaRef, ...]) -> None:

@@ -103,6 +103,10 @@ class Lexicon:
                 return name
         return None
 
+    def carrier_stop_word(self, text: str) -> bool:
+        """Whether an SMS is one of the words on which the carrier itself opts the number out."""
+        return normalize(text) in SMS_CARRIER_STOP_WORDS
+
     def is_word(self, name: str, text: str) -> bool:
         """True when the whole message is one of the words for ``name`` (done, skip...)."""
         return normalize(text) in self._commands[name]

@@ -76,6 +76,7 @@ class Prompt:
     multi: bool = False  # several choices may be picked ("1 3")
     plural: tuple[str, str, int] | None = None  # (singular, plural, n) for counted messages
     multilingual: bool = False  # rendered in every language at once (the language menu)
+    ack: bool = False  # an acknowledgement that the person's next message makes moot
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,7 @@ class Message(Base):
         ),
         Index("ix_message_outbox", "status", "next_attempt_at"),
         Index("ix_message_contact", "contact_id", "id"),
+        Index("ix_message_recipient", "recipient_key", "status"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -125,8 +126,15 @@ class Message(Base):
     channel_message_id: Mapped[str | None] = mapped_column(String(64))
     body: Mapped[str | None] = mapped_column(EncryptedText())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    # Outbox fields (outbound only).
+    # The Telegram message id inside the chat (for clearing the chat from a shared phone).
+    chat_message_id: Mapped[str | None] = mapped_column(String(32))
+    # Outbox fields (outbound only). kind: "text", "callback_answer" or "delete".
+    kind: Mapped[str] = mapped_column(String(16), default="text")
     to_address: Mapped[str | None] = mapped_column(EncryptedText())
+    # Keyed hash of channel and address: keeps one person's replies in order across workers.
+    recipient_key: Mapped[str | None] = mapped_column(String(64))
+    # Replies that a later message makes moot (the "got it" after each SMS part) share a key.
+    coalesce_key: Mapped[str | None] = mapped_column(String(64))
     reply_markup: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     status: Mapped[str | None] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -186,9 +194,23 @@ class Attachment(Base):
     size: Mapped[int | None] = mapped_column(BigInteger)
     path: Mapped[str | None] = mapped_column(String(255))
     fetched_at: Mapped[datetime | None]
+    fetch_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    fetch_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     complaint: Mapped[Complaint | None] = relationship(back_populates="attachments")
+
+
+class Campaign(Base):
+    """An awareness campaign: its Telegram deep-link code and SMS keyword."""
+
+    __tablename__ = "campaign"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    sms_keyword: Mapped[str | None] = mapped_column(String(32), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class WorkerHeartbeat(Base):

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage.crypto import keyring
 from storage.db import is_postgres
-from storage.models import Attachment, Complaint, Contact, Conversation, Message
+from storage.models import Attachment, Campaign, Complaint, Contact, Conversation, Message
 
 
 class ContactRepository:
@@ -83,7 +83,13 @@ class MessageRepository:
         self.session = session
 
     def record_inbound(
-        self, channel: str, channel_message_id: str, contact: Contact | None, body: str | None
+        self,
+        channel: str,
+        channel_message_id: str,
+        contact: Contact | None,
+        body: str | None,
+        *,
+        chat_message_id: str | None = None,
     ) -> Message | None:
         """Log an inbound message; None when this id was seen before (a redelivery)."""
         message = Message(
@@ -92,6 +98,7 @@ class MessageRepository:
             channel_message_id=channel_message_id,
             contact_id=contact.id if contact else None,
             body=body,
+            chat_message_id=chat_message_id,
         )
         try:
             with self.session.begin_nested():
@@ -125,23 +132,41 @@ class MessageRepository:
         ephemeral: bool = False,
         status: str = "queued",
         complaint_id: int | None = None,
+        kind: str = "text",
+        coalesce_key: str | None = None,
+        not_before: datetime | None = None,
     ) -> Message:
-        """Put a reply in the outbox, in the caller's transaction."""
+        """Put a reply (or a callback answer, or a deletion) in the outbox, in this transaction."""
         message = Message(
             channel=channel,
             direction="out",
+            kind=kind,
             contact_id=contact.id if contact else None,
             complaint_id=complaint_id,
             body=body,
             to_address=to_address,
+            recipient_key=keyring().lookup_hash(channel, to_address),
             reply_markup=reply_markup,
             status=status,
-            next_attempt_at=now,
+            next_attempt_at=not_before or now,
             ephemeral=ephemeral,
+            coalesce_key=coalesce_key,
             created_at=now,
         )
         self.session.add(message)
         return message
+
+    def drop_pending(self, coalesce_key: str) -> int:
+        """Drop replies with this key that no worker has picked up yet; how many were dropped."""
+        result = self.session.execute(
+            delete(Message).where(
+                Message.coalesce_key == coalesce_key,
+                Message.status == "queued",
+                Message.locked_until.is_(None),
+                Message.attempts == 0,
+            )
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     def forget_contact(self, contact: Contact) -> None:
         """Erase the bodies of a contact's messages and cut them loose from the contact."""
@@ -199,3 +224,21 @@ class ComplaintRepository:
         for attachment in attachments:
             complaint.attachments.append(attachment)
         self.session.flush()
+
+
+class CampaignRepository:
+    """Awareness campaigns and their SMS keywords."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def keywords(self) -> dict[str, str]:
+        """SMS keyword (case-folded) → campaign code."""
+        rows = self.session.execute(
+            select(Campaign.sms_keyword, Campaign.code).where(Campaign.sms_keyword.is_not(None))
+        )
+        return {str(k).casefold(): code for k, code in rows}
+
+    def by_code(self, code: str) -> Campaign | None:
+        """The campaign with this code."""
+        return self.session.scalars(select(Campaign).where(Campaign.code == code)).one_or_none()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import socketserver
 import sys
 import threading
 import time
@@ -151,6 +152,13 @@ class _Server(ThreadingHTTPServer):
         self.connections_lock = threading.Lock()
         super().__init__(address, _Handler)
 
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind() calls socket.getfqdn(), which can stall on a slow resolver.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
+
     def process_request(self, request: Any, client_address: Any) -> None:
         with self.connections_lock:
             self.open_connections.add(request)
@@ -184,6 +192,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
     timeout = 60  # seconds an idle keep-alive connection may stay open
+    disable_nagle_algorithm = True  # headers and body are two writes: avoid the 40 ms stall
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         """Keep test output quiet."""

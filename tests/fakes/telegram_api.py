@@ -465,13 +465,14 @@ class FakeTelegramAPI(FakeServer):
     def sent_messages(self) -> list[dict[str, Any]]:
         """Return the successful sendMessage calls: params + ``message_id``, ``reply_markup``."""
         out: list[dict[str, Any]] = []
-        for call in self.calls("sendMessage"):
-            if not call.ok:
-                continue
-            item = dict(call.params)
-            item.setdefault("reply_markup", None)
-            item["message_id"] = call.response["message_id"]
-            out.append(item)
+        with self._lock:  # status and response are set together under this lock
+            for call in self.calls("sendMessage"):
+                if not call.ok:
+                    continue
+                item = dict(call.params)
+                item.setdefault("reply_markup", None)
+                item["message_id"] = call.response["message_id"]
+                out.append(item)
         return out
 
     def wait_for(

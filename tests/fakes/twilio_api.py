@@ -439,7 +439,7 @@ class FakeTwilioAPI(FakeServer):
 # --------------------------------------------------------------------------------------------
 # Pointing the real client at the fake
 # --------------------------------------------------------------------------------------------
-class RedirectingTwilioHttpClient(TwilioHttpClient):
+class RedirectingTwilioHttpClient(TwilioHttpClient):  # type: ignore[misc]
     """``TwilioHttpClient`` that sends every ``https://*.twilio.com`` request to ``base_url``.
 
     Reference for the production ``http_client``: it keeps path, query, body, auth and

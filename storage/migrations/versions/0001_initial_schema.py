@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 09:36:39.419120
+Create Date: 2026-11-23
 """
 
 from __future__ import annotations
@@ -18,7 +18,16 @@ depends_on = None
 
 
 def upgrade() -> None:
-
+    op.create_table('campaign',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('code', sa.String(length=64), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('sms_keyword', sa.String(length=32), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('code'),
+    sa.UniqueConstraint('sms_keyword')
+    )
     op.create_table('contact',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('channel', sa.String(length=16), nullable=False),
@@ -93,6 +102,8 @@ def upgrade() -> None:
     sa.Column('size', sa.BigInteger(), nullable=True),
     sa.Column('path', sa.String(length=255), nullable=True),
     sa.Column('fetched_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('fetch_attempts', sa.Integer(), nullable=False),
+    sa.Column('fetch_error', sa.Text(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['complaint_id'], ['complaint.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id')
@@ -106,7 +117,11 @@ def upgrade() -> None:
     sa.Column('channel_message_id', sa.String(length=64), nullable=True),
     sa.Column('body', sa.LargeBinary(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('chat_message_id', sa.String(length=32), nullable=True),
+    sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('to_address', sa.LargeBinary(), nullable=True),
+    sa.Column('recipient_key', sa.String(length=64), nullable=True),
+    sa.Column('coalesce_key', sa.String(length=64), nullable=True),
     sa.Column('reply_markup', sa.JSON(), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
@@ -123,13 +138,13 @@ def upgrade() -> None:
     with op.batch_alter_table('message', schema=None) as batch_op:
         batch_op.create_index('ix_message_contact', ['contact_id', 'id'], unique=False)
         batch_op.create_index('ix_message_outbox', ['status', 'next_attempt_at'], unique=False)
-
+        batch_op.create_index('ix_message_recipient', ['recipient_key', 'status'], unique=False)
 
 
 
 def downgrade() -> None:
-
     with op.batch_alter_table('message', schema=None) as batch_op:
+        batch_op.drop_index('ix_message_recipient')
         batch_op.drop_index('ix_message_outbox')
         batch_op.drop_index('ix_message_contact')
 
@@ -142,4 +157,4 @@ def downgrade() -> None:
     op.drop_table('complaint')
     op.drop_table('worker_heartbeat')
     op.drop_table('contact')
-
+    op.drop_table('campaign')

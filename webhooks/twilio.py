@@ -1,0 +1,78 @@
+"""POST /webhooks/twilio/sms and /webhooks/twilio/status: Twilio's signed webhooks."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import parse_qsl
+
+from flask import Blueprint, Response, abort, request
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+
+from bot.app import services
+from bot.channels.twilio_sms import InvalidRequest, parse_inbound, signature_valid
+from bot.delivery import record_status
+from storage.repositories import CampaignRepository
+from webhooks.guards import json_error, raw_body, utf8
+
+log = logging.getLogger(__name__)
+bp = Blueprint("twilio_webhook", __name__)
+bp.register_error_handler(HTTPException, json_error)
+
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+
+
+def _signed_form() -> dict[str, str]:
+    """The form, once the body is within limits, valid UTF-8 and signed for our public URL."""
+    settings = services().settings
+    if not settings.twilio_enabled:
+        abort(404)
+    text = utf8(raw_body(settings.max_request_bytes))
+    content_type = request.mimetype
+    if content_type != "application/x-www-form-urlencoded":
+        abort(400, description="expected a form")
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text), errors="strict")
+    except (ValueError, UnicodeDecodeError):
+        abort(400, description="malformed form")
+    form = dict(pairs)
+    # Twilio signs the URL it was given; behind a proxy request.url would be the inner one.
+    public_url = settings.public_base_url + request.path
+    if not signature_valid(
+        settings.twilio_auth_token, public_url, form, request.headers.get("X-Twilio-Signature")
+    ):
+        abort(403)
+    if len(pairs) != len(form):
+        abort(400, description="repeated form fields")
+    return form
+
+
+@bp.post("/webhooks/twilio/sms")
+def twilio_sms() -> ResponseReturnValue:
+    """Handle an inbound SMS; replies go out through the outbox, so the TwiML is empty."""
+    form = _signed_form()
+    svc = services()
+    if form.get("AccountSid") != svc.settings.twilio_account_sid:
+        abort(403)
+    with svc.uow() as session:
+        keywords = CampaignRepository(session).keywords()
+    try:
+        parsed = parse_inbound(form, keywords)
+    except InvalidRequest as exc:
+        abort(400, description=str(exc))
+    svc.intake.handle(parsed.inbound, opt_out_type=parsed.opt_out_type)
+    return Response(EMPTY_TWIML, mimetype="text/xml")
+
+
+@bp.post("/webhooks/twilio/status")
+def twilio_status() -> ResponseReturnValue:
+    """Record a delivery status callback on the outgoing message it is about."""
+    form = _signed_form()
+    sid = form.get("MessageSid", "")
+    status = form.get("MessageStatus", "")
+    if not sid or not status or len(sid) > 64 or len(status) > 32:
+        abort(400, description="MessageSid and MessageStatus are required")
+    svc = services()
+    with svc.uow() as session:
+        record_status(session, sid, status, form.get("ErrorCode"))
+    return Response(EMPTY_TWIML, mimetype="text/xml")
