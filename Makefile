@@ -5,7 +5,6 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCALES := locales
 POT := $(LOCALES)/messages.pot
-EXTRACT_KEYWORDS := -k N_ -k nN_:1,2 -k Cx:1c,2 -k Kw:1c,2 -k _ -k gettext -k ngettext:1,2 -k pgettext:1c,2 -k lazy_gettext
 PORT ?= 5000
 
 .PHONY: run test install lint typecheck pytest i18n-extract i18n-update i18n-compile i18n-check bench clean
@@ -34,9 +33,9 @@ pytest: install
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 # Translations: extract the template, merge it into every catalog, compile them.
+# The extraction keywords live in bot/i18n_tools.py (EXTRACT_KEYWORDS), the only copy.
 i18n-extract: install
-	$(BIN)/pybabel extract -F babel.cfg $(EXTRACT_KEYWORDS) --no-location --sort-output \
-		--project=Raporto --copyright-holder="Raporto contributors" -o $(POT) .
+	$(BIN)/raporto i18n extract --template $(POT)
 
 i18n-update: i18n-extract
 	$(BIN)/raporto i18n update

@@ -15,9 +15,13 @@ from sqlalchemy import Table, select
 
 from bot.app import create_app, services
 from bot.channels.telegram import ALLOWED_UPDATES, make_bot
+from bot.i18n_tools import i18n
+from bot.notify_cli import webhooks
+from bot.sms_report import MAX_SEGMENTS, sms_report
 from bot.telegram_poll import poll_updates
 from bot.worker import channel_report, run_worker
 from dialogs.messages import Inbound
+from staff.cli import staff as staff_cli
 from storage import migrate
 from storage.crypto import keyring
 from storage.models import ENCRYPTED_COLUMNS
@@ -225,6 +229,28 @@ def telegram_poll(with_worker: bool) -> None:
         raise click.ClickException("set TELEGRAM_BOT_TOKEN first")
     click.echo("polling Telegram for updates; Ctrl-C to stop")
     asyncio.run(poll_updates(svc, with_worker=with_worker))
+
+
+@i18n.command("sms-report")
+def i18n_sms_report() -> None:
+    """Every SMS prompt in every language: length, encoding, segments; fails over 3 segments."""
+    rows = sms_report()
+    click.echo(f"{'lang':8} {'enc':5} {'chars':>5} {'units':>5} {'seg':>3} {'plain':>5}  prompt")
+    for row in rows:
+        flag = "  <-- over 3 segments" if row.over_budget else ""
+        click.echo(
+            f"{row.language:8} {row.encoding:5} {row.characters:5} {row.units:5} "
+            f"{row.segments:3} {row.plain_segments:5}  {row.name}{flag}"
+        )
+    over = [r for r in rows if r.over_budget]
+    click.echo(f"{len(rows)} prompts measured, {len(over)} over {MAX_SEGMENTS} segments")
+    if over:
+        raise SystemExit(1)
+
+
+cli.add_command(i18n)
+cli.add_command(staff_cli)
+cli.add_command(webhooks)
 
 
 def _announce(port: int) -> None:

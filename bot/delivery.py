@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from bot.checkins import send_due_checkins
 from bot.senders import Outgoing, PermanentFailure, RetryLater, Sender, Sent
 from dialogs.complaint_dialog import DRAFT_LIFETIME, DRAFT_STEPS
 from dialogs.messages import Prompt
@@ -34,6 +35,11 @@ log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "raporto_outbox"
 LEASE = timedelta(seconds=60)
+"""How long a claimed row stays with its worker. It must outlast sending one group: at most
+MAX_GROUP messages, each with a 15 s network timeout and Telegram's 1 s per-chat pacing."""
+MAX_GROUP = 10
+"""At most this many messages to one person per claim, so a long backlog to one chat (paced at
+one a second) cannot outlive its lease and be claimed, and sent, a second time."""
 MAX_ATTEMPTS = 12
 BACKOFF_SECONDS = (1, 5, 15, 60, 120, 300, 600, 1800, 3600, 7200, 14400)
 REMINDER_AFTER = timedelta(hours=24)
@@ -53,6 +59,22 @@ def backoff(attempts: int, rng: random.Random | None = None) -> float:
     return base * (0.8 + 0.4 * (rng or random).random())  # noqa: S311 - jitter, not secrets
 
 
+STATUS_RANK = {
+    "accepted": 1,
+    "scheduled": 1,
+    "queued": 1,
+    "sending": 2,
+    "sent": 3,
+    "delivered": 4,
+    "undelivered": 4,
+    "failed": 4,
+    "canceled": 4,
+    "read": 5,
+}
+"""How far a provider status is along the way. Our own "sent" (handed to Twilio) ranks as
+Twilio's "sent": Twilio's earlier statuses ("queued", "sending") carry no news after it."""
+
+
 def record_status(session: Session, provider_id: str, status: str, error_code: str | None) -> bool:
     """Record a delivery status callback on the message it is about; False when unknown."""
     message = session.scalars(
@@ -60,9 +82,11 @@ def record_status(session: Session, provider_id: str, status: str, error_code: s
     ).one_or_none()
     if message is None:
         return False
-    # Callbacks can arrive out of order: never let "sent" overwrite "delivered".
-    final = {"delivered", "undelivered", "failed", "read"}
-    if message.status in final and status not in final:
+    # Callbacks can arrive out of order: a status only ever moves forward ("sent" never
+    # overwrites "delivered"). Above all, Twilio's "queued" must never be written over our
+    # outbox status "queued": the worker would claim the row and send the message again.
+    rank = STATUS_RANK.get(status)
+    if rank is None or rank <= STATUS_RANK.get(message.status or "", 0):
         return True
     message.status = status[:16]
     if error_code:
@@ -97,7 +121,10 @@ class DeliveryWorker:
         render_reminder: Callable[[Prompt, str, str, bool], tuple[str, dict[str, object] | None]]
         | None = None,
         database_url: str | None = None,
+        lease: timedelta = LEASE,
     ) -> None:
+        if lease <= timedelta(0):
+            raise ValueError("the lease must be positive")
         self.uow = uow
         self.senders = senders
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
@@ -107,6 +134,7 @@ class DeliveryWorker:
         self.storage_dir = storage_dir
         self.render_reminder = render_reminder
         self.database_url = database_url
+        self.lease = lease
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
 
@@ -160,8 +188,9 @@ class DeliveryWorker:
                 # sending these now would overtake it.
                 if heads.get(key) != group[0].id:
                     continue
+                group = group[:MAX_GROUP]
                 for row in group:
-                    row.locked_until = now + LEASE
+                    row.locked_until = now + self.lease
                     row.attempts += 1
                 groups.append(
                     [
@@ -363,11 +392,16 @@ class DeliveryWorker:
                 continue
             try:
                 data: bytes = await download(ref, MAX_ATTACHMENT_BYTES)
+                path = self._store_file(attachment_id, complaint_id, content_type, data)
             except (RetryLater, PermanentFailure) as exc:
                 permanent = isinstance(exc, PermanentFailure)
                 await asyncio.to_thread(self._attachment_failed, attachment_id, str(exc), permanent)
                 continue
-            path = self._store_file(attachment_id, complaint_id, content_type, data)
+            except Exception as exc:  # noqa: BLE001 - one bad file must not block the others
+                log.exception("unexpected error fetching attachment %s", attachment_id)
+                error = f"unexpected: {type(exc).__name__}"
+                await asyncio.to_thread(self._attachment_failed, attachment_id, error, False)
+                continue
             await asyncio.to_thread(self._attachment_fetched, attachment_id, path, len(data))
             done += 1
         return done
@@ -404,10 +438,13 @@ class DeliveryWorker:
                 attachment.fetch_error = error[:500]
 
     async def housekeeping(self) -> None:
-        """Heartbeat, reminders, draft expiry and evidence downloads."""
+        """Heartbeat, reminders, draft expiry, due check-ins and evidence downloads."""
         await asyncio.to_thread(self.heartbeat)
         await asyncio.to_thread(self.expire_drafts)
         await asyncio.to_thread(self.send_reminders)
+        await asyncio.to_thread(
+            send_due_checkins, self.uow, self.render_reminder, self.clock(), frozenset(self.senders)
+        )
         await self.fetch_attachments()
 
     # --- the loop ---------------------------------------------------------------------------

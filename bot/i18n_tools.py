@@ -173,7 +173,7 @@ def read_catalog(path: Path, language: str | None = None) -> Catalog:
             PoFileParser(catalog, abort_invalid=True).parse(fh)
     except PoFileError as exc:
         raise CatalogError(f"{path}: {exc}") from exc
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise CatalogError(f"{path}: {exc}") from exc
     return catalog
 
@@ -486,7 +486,7 @@ def _plural_form_counts(path: Path) -> Iterator[tuple[int, int]]:
             forms.add(int(match.group(1)))
 
 
-def _raw_header(path: Path, name: str) -> str | None:
+def header_field(path: Path, name: str) -> str | None:
     """A header field exactly as written in the file (Babel fills in defaults when absent)."""
     block: list[str] = []
     in_header = False
@@ -527,27 +527,36 @@ def catalog_problems(language: str, path: Path, template: Catalog | None = None)
     if not path.exists():
         return [Problem(language, f"no catalog at {path}")]
     try:
-        catalog = read_catalog(path, language)
-    except CatalogError as exc:
-        return [Problem(language, str(exc))]
+        path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        return [Problem(language, f"{path}: not UTF-8 ({exc})")]
     problems: list[Problem] = []
 
     def add(what: str) -> None:
         problems.append(Problem(language, what))
 
-    if _raw_header(path, "Language") != language:
-        add(f"header Language is {_raw_header(path, 'Language')!r}, expected {language!r}")
+    # The header and the number of forms are checked on the text as written: Babel's reader
+    # fills in a default Plural-Forms when there is none and refuses surplus forms.
+    if header_field(path, "Language") != language:
+        add(f"header Language is {header_field(path, 'Language')!r}, expected {language!r}")
     expected_forms = PLURAL_FORMS.get(language)
-    written_forms = _raw_header(path, "Plural-Forms")
+    written_forms = header_field(path, "Plural-Forms")
     if expected_forms and written_forms != expected_forms:
         add(f"header Plural-Forms is {written_forms!r}, expected {expected_forms!r}")
+    declared = re.search(r"nplurals\s*=\s*(\d+)", written_forms or "")
+    nplurals = int(declared.group(1)) if declared else 2
+    for lineno, count in _plural_form_counts(path):
+        if count != nplurals:
+            add(f"line {lineno}: plural entry has {count} forms, nplurals is {nplurals}")
+    try:
+        catalog = read_catalog(path, language)
+    except CatalogError as exc:
+        add(str(exc))
+        return problems
     if catalog.fuzzy:
         add("the header is marked fuzzy")
     if language != SOURCE_LANGUAGE and review_status(catalog) is None:
         add(f"the header comment has no '# {REVIEW_STATUS_TAG} ...' line")
-    for lineno, count in _plural_form_counts(path):
-        if count != catalog.num_plurals:
-            add(f"line {lineno}: plural entry has {count} forms, nplurals is {catalog.num_plurals}")
     for key in catalog.obsolete:
         msgid = key if isinstance(key, str) else key[0]
         add(f"obsolete entry {msgid[:60]!r} (remove it, or run `raporto i18n update`)")
@@ -666,7 +675,19 @@ def _translations(locales_dir: Path) -> dict[str, Catalog]:
     return catalogs
 
 
-def word_collisions(locales_dir: Path) -> list[Problem]:
+@dataclass(frozen=True)
+class Collision:
+    """A typed word that means two things, and the languages whose catalogs give it."""
+
+    word: str
+    languages: frozenset[str]
+    what: str
+
+    def __str__(self) -> str:
+        return f"words: {self.word!r} ({', '.join(sorted(self.languages))}) {self.what}"
+
+
+def word_collisions(locales_dir: Path) -> list[Collision]:
     """Typed words that mean two things, with every language's words pooled as the lexicon does.
 
     A word of an option that is also a command word can only be picked by number; a "done" or
@@ -692,10 +713,10 @@ def word_collisions(locales_dir: Path) -> list[Problem]:
         name: words(text.msgid, text.context or "", split=True)
         for name, text in opt.COMMAND_WORDS.items()
     }
-    problems: list[Problem] = []
+    problems: list[Collision] = []
 
     def report(word: str, langs: Iterable[str], what: str) -> None:
-        problems.append(Problem("words", f"{word!r} ({', '.join(sorted(langs))}) {what}"))
+        problems.append(Collision(word, frozenset(langs), what))
 
     checked = [*_GLOBAL_COMMANDS, "done", "skip"]
     for i, first in enumerate(checked):

@@ -17,6 +17,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from bot import checkins
+from bot.notify import ComplaintEvents
 from bot.rendering import Rendered, Renderer
 from dialogs import complaint_dialog
 from dialogs.complaint_dialog import Context
@@ -94,12 +96,14 @@ class IntakeService:
         *,
         clock: Callable[[], datetime] = utcnow,
         on_queued: Callable[[Session], None] | None = None,
+        complaints: ComplaintEvents | None = None,
     ) -> None:
         self.uow = uow
         self.renderer = renderer
         self.lexicon = lexicon
         self.clock = clock
         self.on_queued = on_queued  # e.g. NOTIFY the delivery worker on PostgreSQL
+        self.complaints = complaints  # priority, routing and webhook events (bot/notify.py)
 
     def handle(
         self,
@@ -155,6 +159,14 @@ class IntakeService:
         # A new message makes a pending "got it" moot: the reply to this one follows.
         messages.drop_pending(_ack_key(contact))
         row = ConversationRepository(session).for_contact(contact)
+        # An answer to a check-in the desk sent ("1 Yes 2 No 3 talk"), or a reply to a message
+        # from the desk, goes to its case and is thanked; all else goes to the dialog engine.
+        state = row.state if row else None
+        answered = checkins.take_answer(
+            session, contact, inbound, self.lexicon, now, state
+        ) or checkins.take_reply(session, contact, inbound, logged, self.lexicon, now, state)
+        if answered is not None:
+            return self._checkin_answered(session, contact, inbound, answered, now, is_test, row)
         snapshot = _snapshot(row, contact)
         reference = new_reference()
         ctx = Context(
@@ -218,6 +230,32 @@ class IntakeService:
             complaint_reference=submitted.reference if submitted else None,
             state=conv.state,
         )
+
+    def _checkin_answered(
+        self,
+        session: Session,
+        contact: Contact,
+        inbound: Inbound,
+        answered: checkins.Answered,
+        now: datetime,
+        is_test: bool,
+        row: ConversationRow | None,
+    ) -> HandleResult:
+        queued = self._queue(
+            session,
+            contact,
+            inbound,
+            [answered.reply],
+            answered.language,
+            now,
+            forget=False,
+            is_test=is_test,
+            suppress=False,
+        )
+        session.flush()
+        if self.on_queued is not None and queued and not is_test:
+            self.on_queued(session)
+        return HandleResult(replies=queued, state=row.state if row else None)
 
     def _queue(
         self,
@@ -312,6 +350,9 @@ class IntakeService:
             for item in a.get("evidence", [])
         ]
         ComplaintRepository(session).add(complaint, attachments)
+        if self.complaints is not None:
+            # Priority and events in this transaction: stored if and only if the complaint is.
+            self.complaints.submitted(session, complaint, self.clock())
         return complaint
 
     def _status(self, session: Session, contact: Contact, query: StatusQuery) -> Prompt:
@@ -342,12 +383,15 @@ class IntakeService:
 
     def _withdraw(self, session: Session, contact: Contact, now: datetime) -> None:
         for complaint in ComplaintRepository(session).of_contact(contact):
+            previous_status = complaint.status
             complaint.contact_phone = None
             complaint.contact_id = None
             complaint.contact_preference = "none"
             if complaint.status not in ("resolved", "closed", "withdrawn"):
                 complaint.status = "withdrawn"
                 complaint.updated_at = now
+            if self.complaints is not None:
+                self.complaints.withdrawn(session, complaint, previous_status, now)
 
     def _forget(self, session: Session, contact: Contact, row: ConversationRow | None) -> None:
         """Keep nothing about the person: messages erased, conversation and contact deleted."""

@@ -155,6 +155,10 @@ class TelegramSender:
             raise PermanentFailure(f"telegram 400: {exc.message}") from exc
         except NetworkError as exc:
             raise RetryLater(f"telegram network: {exc.message}") from exc
+        except TelegramError as exc:
+            # e.g. a 404 on an expired file path (PTB calls it InvalidToken): the next try asks
+            # getFile for a fresh path; fetch attempts are capped by the worker.
+            raise RetryLater(f"telegram: {exc.message}") from exc
         if len(data) > limit:
             raise PermanentFailure("file too large")
         return data

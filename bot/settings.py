@@ -43,6 +43,14 @@ class Settings:
     max_request_bytes: int = 256 * 1024
     storage_dir: Path = DEFAULT_INSTANCE_DIR / "attachments"
     production: bool = False
+    # Outbound webhooks (bot/notify.py): each URL with its whsec_ secret(s), space-separated
+    # while a secret is being rotated; both endpoints are synced into the database at start-up.
+    notify_prioritisation_url: str = ""
+    notify_prioritisation_secret: str = ""
+    notify_legal_url: str = ""
+    notify_legal_secret: str = ""
+    notify_allow_private: bool = False  # allow loopback/private targets (local set-ups, tests)
+    routing_file: Path = PROJECT_DIR / "data" / "routing.csv"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -135,4 +143,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_request_bytes=max_bytes,
         storage_dir=Path(get("RAPORTO_STORAGE_DIR", str(instance_dir / "attachments"))),
         production=production,
+        notify_prioritisation_url=get("NOTIFY_PRIORITISATION_URL").strip(),
+        notify_prioritisation_secret=get("NOTIFY_PRIORITISATION_SECRET").strip(),
+        notify_legal_url=get("NOTIFY_LEGAL_URL").strip(),
+        notify_legal_secret=get("NOTIFY_LEGAL_SECRET").strip(),
+        notify_allow_private=get("NOTIFY_ALLOW_PRIVATE").strip().lower() in ("1", "true", "yes"),
+        routing_file=Path(get("RAPORTO_ROUTING_FILE", str(PROJECT_DIR / "data" / "routing.csv"))),
     )

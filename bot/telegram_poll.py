@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 
+from telegram import Bot, Update
 from telegram.error import NetworkError, RetryAfter, TelegramError
 
 from bot.app import Services
@@ -15,6 +16,36 @@ from bot.senders import TelegramSender
 from bot.worker import make_worker
 
 log = logging.getLogger(__name__)
+
+POLL_TIMEOUT = 20
+"""Seconds a getUpdates long poll waits for news (a stop request does not wait for it)."""
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep, but wake at once when asked to stop."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def _fetch(bot: Bot, offset: int | None, stop: asyncio.Event) -> tuple[Update, ...] | None:
+    """One long poll; None when ``stop`` was set first (the poll is cancelled, not awaited out).
+
+    Cancelling loses nothing: updates are confirmed only by the next call's ``offset``.
+    """
+    fetch = asyncio.ensure_future(
+        bot.get_updates(offset=offset, timeout=POLL_TIMEOUT, allowed_updates=list(ALLOWED_UPDATES))
+    )
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({fetch, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (fetch, stopped):
+            task.cancel()
+        # Let both finish; a cancellation of this coroutine itself still propagates.
+        await asyncio.gather(fetch, stopped, return_exceptions=True)
+    if fetch.cancelled():
+        return None
+    return fetch.result()
 
 
 async def poll_updates(
@@ -35,32 +66,39 @@ async def poll_updates(
         try:
             while not stop.is_set():
                 try:
-                    updates = await bot.get_updates(
-                        offset=offset, timeout=20, allowed_updates=list(ALLOWED_UPDATES)
-                    )
+                    updates = await _fetch(bot, offset, stop)
                 except RetryAfter:
-                    await asyncio.sleep(5)
+                    await _pause(stop, 5)
                     continue
                 except NetworkError:
-                    await asyncio.sleep(2)
+                    await _pause(stop, 2)
                     continue
                 except TelegramError:
                     log.exception("getUpdates failed")
-                    await asyncio.sleep(5)
+                    await _pause(stop, 5)
                     continue
-                for update in updates:
+                for update in updates or ():
+                    parsed = parse_update(update.to_dict())
+                    if parsed is not None:
+                        try:
+                            await asyncio.to_thread(
+                                services.intake.handle,
+                                parsed.inbound,
+                                callback_query_id=parsed.callback_query_id,
+                                chat_message_id=parsed.chat_message_id,
+                            )
+                        except Exception:  # noqa: BLE001 - e.g. the database restarting
+                            # Not confirmed: the next getUpdates starts again at this update
+                            # (as Telegram redelivers a webhook answered with 5xx).
+                            log.exception("handling update %s failed", update.update_id)
+                            offset = update.update_id
+                            await _pause(stop, 2)
+                            break
                     offset = update.update_id + 1
-                    data = update.to_dict()
-                    parsed = parse_update(data)
-                    if parsed is None:
-                        continue
-                    await asyncio.to_thread(
-                        services.intake.handle,
-                        parsed.inbound,
-                        callback_query_id=parsed.callback_query_id,
-                        chat_message_id=parsed.chat_message_id,
-                    )
         finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.remove_signal_handler(sig)
             if worker is not None and worker_task is not None:
                 worker.stop()
                 await worker_task

@@ -5,17 +5,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import datetime, timedelta
 
 from bot.app import Services
 from bot.channels.telegram import make_bot
 from bot.channels.twilio_sms import make_client
-from bot.delivery import DeliveryWorker
+from bot.delivery import LEASE, DeliveryWorker
+from bot.notify import run_webhook_worker
 from bot.senders import Sender, TelegramSender, TwilioSender
+from bot.settings import SettingsError
 from dialogs.messages import Prompt
+from storage.models import utcnow
 
 log = logging.getLogger(__name__)
+
+LEASE_ENV = "RAPORTO_WORKER_LEASE_SECONDS"
+"""Optional: seconds a claimed outbox row stays with its worker (default 60). A worker killed
+mid-send leaves its rows to others after this long; keep it above the longest send (15 s)."""
+
+
+def lease_from_env(env: Mapping[str, str] | None = None) -> timedelta:
+    """The outbox lease from RAPORTO_WORKER_LEASE_SECONDS, or the default."""
+    raw = (os.environ if env is None else env).get(LEASE_ENV, "").strip()
+    if not raw:
+        return LEASE
+    try:
+        seconds = float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{LEASE_ENV} must be a number of seconds") from exc
+    if not seconds > 0:
+        raise SettingsError(f"{LEASE_ENV} must be more than 0")
+    return timedelta(seconds=seconds)
 
 
 @contextlib.asynccontextmanager
@@ -34,6 +57,9 @@ async def channel_senders(services: Services) -> AsyncIterator[dict[str, Sender]
                 settings.twilio_auth_token,
                 settings.twilio_api_base_url,
             )
+            session = getattr(client.http_client, "session", None)
+            if session is not None:  # the pooled requests session: close its sockets at exit
+                stack.callback(session.close)
             senders["sms"] = TwilioSender(
                 client,
                 from_number=settings.twilio_from_number,
@@ -62,8 +88,17 @@ def channel_report(services: Services) -> list[str]:
     return lines
 
 
-def make_worker(services: Services, senders: dict[str, Sender]) -> DeliveryWorker:
-    """A delivery worker wired to the app's database, renderer and storage folder."""
+def make_worker(
+    services: Services,
+    senders: dict[str, Sender],
+    *,
+    clock: Callable[[], datetime] | None = None,
+    lease: timedelta | None = None,
+) -> DeliveryWorker:
+    """A delivery worker wired to the app's database, renderer and storage folder.
+
+    The lease is RAPORTO_WORKER_LEASE_SECONDS unless given; ``clock`` is for tests.
+    """
 
     def render(
         prompt: Prompt, language: str, channel: str, plain: bool
@@ -77,6 +112,8 @@ def make_worker(services: Services, senders: dict[str, Sender]) -> DeliveryWorke
         storage_dir=services.settings.storage_dir,
         render_reminder=render,
         database_url=services.settings.database_url,
+        clock=clock or utcnow,
+        lease=lease if lease is not None else lease_from_env(),
     )
 
 
@@ -84,11 +121,34 @@ async def run_worker(services: Services, *, handle_signals: bool = True) -> None
     """Run the delivery worker until SIGTERM/SIGINT."""
     async with channel_senders(services) as senders:
         worker = make_worker(services, senders)
+        webhooks_stop = asyncio.Event()
+
+        def stop_all() -> None:
+            worker.stop()
+            webhooks_stop.set()
+
         if handle_signals:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.add_signal_handler(sig, worker.stop)
+                    loop.add_signal_handler(sig, stop_all)
         if not senders:
             log.warning("no channel has credentials: the worker only keeps house")
-        await worker.run()
+        # Outbound webhooks share this event loop, so `raporto worker` and `raporto up` deliver
+        # them too (bot/notify.py).
+        hooks = asyncio.create_task(
+            run_webhook_worker(services.uow, services.settings, webhooks_stop)
+        )
+        hooks.add_done_callback(_report_crash)
+        try:
+            await worker.run()
+        finally:
+            webhooks_stop.set()
+            with contextlib.suppress(Exception):  # already logged by _report_crash
+                await hooks
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    """Log a webhook worker that stopped with an error (the channel worker keeps going)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the webhook worker stopped", exc_info=task.exception())

@@ -6,6 +6,7 @@ returns the new conversation, the prompts to send and the effects for the servic
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -106,7 +107,7 @@ TRANSITIONS: list[dict[str, Any]] = [
         "trigger": "advance",
         "source": S.MUNICIPALITY_CONFIRM,
         "dest": S.MUNICIPALITY,
-        "unless": "has_municipality",
+        "conditions": "candidate_refused",
     },
     {
         "trigger": "advance",
@@ -159,7 +160,9 @@ MAIN_STEPS = frozenset(
     }
 )
 # Steps in the middle of a report: silence here lets a draft expire.
-DRAFT_STEPS = frozenset(MAIN_STEPS | {S.GROUND_OTHER, S.MUNICIPALITY_CONFIRM, S.CONTACT_PHONE})
+DRAFT_STEPS = frozenset(
+    MAIN_STEPS | {S.GROUND_OTHER, S.MUNICIPALITY_CONFIRM, S.CONTACT_PHONE, S.CHANGE}
+)
 
 _REFERENCE = re.compile(r"\b(RAE-?[A-Z0-9]{6})\b", re.IGNORECASE)
 _PIN = re.compile(r"\b(\d{4,6})\b")
@@ -217,6 +220,10 @@ class Dialog:
         """Whether a municipality (or 'outside') is recorded."""
         return bool(self.answers.get("municipality"))
 
+    def candidate_refused(self) -> bool:
+        """Whether the person said no to every municipality offered and must write it again."""
+        return bool(self.answers.get("_refused")) or not self.has_municipality()
+
     def wants_other_phone(self) -> bool:
         """Whether the person wants to be called on another phone number."""
         return self.answers.get("contact") == "other"
@@ -230,6 +237,8 @@ class Dialog:
         """Record the question of the step just entered."""
         if self.state in MAIN_STEPS and self.state not in self.conv.history[-1:]:
             self.conv.history.append(self.state.value)
+        if self.state is S.REVIEW:
+            self.conv.editing = False  # the changed answer is in; "back" now means sharing
         self.ask()
 
     def ask(self) -> None:
@@ -240,6 +249,21 @@ class Dialog:
 
 
 Effect = Submit | Forget | DeleteMyData | OptOut | OptIn | StatusQuery | SetLanguage
+
+
+class _QuietBinding(logging.Filter):
+    """Drops the warning ``transitions`` logs for each helper it does not bind to a model.
+
+    With ``model_override`` only the methods the model declares are bound, and every other
+    helper (``is_AREA``, ``may_advance``...) is reported at WARNING level, some 25 lines for
+    every message handled.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Skip binding of" not in str(record.msg)
+
+
+logging.getLogger("transitions.core").addFilter(_QuietBinding())
 
 MACHINE = Machine(
     model=None,
@@ -279,11 +303,7 @@ def question(state: State, conv: Conversation, channel: str) -> Prompt | None:
         return Prompt(N_("Please write the reason in a few words."))
     if state is S.PERPETRATOR:
         return Prompt(N_("Who did it?"), choices=opt.PERPETRATORS, step=step)
-    if state is S.MUNICIPALITY:
-        return Prompt(
-            N_("In which municipality? Write its name, or 0 if outside Kosovo or you don't know.")
-        )
-    if state is S.MUNICIPALITY_CONFIRM:
+    if state is S.MUNICIPALITY_CONFIRM and a.get("_candidate") in BY_CODE:
         place = BY_CODE[a["_candidate"]]
         lang = conv.language or "en"
         return Prompt(
@@ -291,6 +311,10 @@ def question(state: State, conv: Conversation, channel: str) -> Prompt | None:
             {"municipality": place.name(lang)},
             choices=opt.YES_NO,
             step=step,
+        )
+    if state in (S.MUNICIPALITY, S.MUNICIPALITY_CONFIRM):  # no candidate left: the name again
+        return Prompt(
+            N_("In which municipality? Write its name, or 0 if outside Kosovo or you don't know.")
         )
     if state is S.WHEN:
         return Prompt(N_("When did it happen?"), choices=opt.WHEN, step=step)
@@ -414,22 +438,35 @@ def _handle(d: Dialog) -> None:
             Prompt(N_("Your unfinished report was deleted after 72 hours without an answer."))
         )
         _reset(d, S.IDLE)
-    if d.state is S.NEW or conv.language is None:
-        if d.state is not S.LANGUAGE:
-            _jump(d, S.LANGUAGE)
-            return
+    if d.state is S.NEW or (conv.language is None and d.state is not S.LANGUAGE):
+        # No language yet: the message answers the language menu (a greeting just shows it),
+        # and the global commands (stop above all, which SMS carriers act on) still work.
+        MACHINE.set_state(S.LANGUAGE, d)
     if _global_command(d):
         return
     handler = _HANDLERS.get(d.state)
     if handler is None:  # IDLE: any message begins a new report
+        if inbound.choice is not None:
+            # A button of a finished report (a second tap on Send) does not start a new one.
+            d.replies.append(Prompt(N_("Send any message to start a report.")))
+            return
         _welcome(d)
         return
     handler(d)
 
 
+# Side questions that return to the step they interrupted (``Conversation.resume``).
+DETOURS = frozenset({S.LANGUAGE, S.DELETE_CONFIRM})
+
+
 def _expired(d: Dialog) -> bool:
     updated = d.conv.updated_at
-    return d.state in DRAFT_STEPS and updated is not None and d.ctx.now - updated > DRAFT_LIFETIME
+    if updated is None or d.ctx.now - updated <= DRAFT_LIFETIME:
+        return False
+    if d.state in DRAFT_STEPS:
+        return True
+    resume = d.conv.resume
+    return d.state in DETOURS and resume is not None and resume in DRAFT_STEPS
 
 
 def _reset(d: Dialog, state: State) -> None:
@@ -441,18 +478,43 @@ def _reset(d: Dialog, state: State) -> None:
     MACHINE.set_state(state, d)
 
 
-def _jump(d: Dialog, state: State) -> None:
-    """Go to a step outside the table's order (back, change, language) and ask its question."""
+def _jump(d: Dialog, state: State, *, record: bool = True) -> None:
+    """Go to a step outside the table's order (back, change, language) and ask its question.
+
+    ``record=False`` leaves the history alone: changing an answer from the review, or coming
+    back from a side question, is not a step backwards.
+    """
     MACHINE.set_state(state, d)
     d.conv.misses = 0
-    if state in MAIN_STEPS:
-        while d.conv.history and d.conv.history[-1] != state.value:
-            if state.value not in d.conv.history:
-                break
-            d.conv.history.pop()
-        if state.value not in d.conv.history[-1:]:
-            d.conv.history.append(state.value)
+    if state is S.REVIEW:
+        d.conv.editing = False
+    history = d.conv.history
+    if record and state in MAIN_STEPS and state.value not in history[-1:]:
+        if state.value in history:  # an earlier step: the steps after it are to be asked again
+            del history[len(history) - history[::-1].index(state.value) :]
+        else:
+            history.append(state.value)
     d.ask()
+
+
+def _detour(d: Dialog, state: State) -> None:
+    """Ask a side question (language, deletion) and remember the step to come back to."""
+    then_delete = d.state is S.DELETE_CONFIRM and state is S.LANGUAGE
+    d.answers.pop("_then_delete", None)
+    if then_delete:  # the deletion is asked again, in the new language
+        d.answers["_then_delete"] = True
+    if d.state not in DETOURS:  # from one side question to the other: keep the first step
+        d.conv.resume = d.state.value
+    _jump(d, state)
+
+
+def _resume_step(d: Dialog) -> State | None:
+    """The step a side question interrupted, if it was a step of a report; clears it."""
+    resume = d.conv.resume
+    d.conv.resume = None
+    if resume is None or resume in (S.NEW.value, S.IDLE.value) or State(resume) in DETOURS:
+        return None
+    return State(resume)
 
 
 def _next(d: Dialog) -> None:
@@ -494,8 +556,18 @@ def _global_command(d: Dialog) -> bool:
     text = d.inbound.text
     if d.inbound.choice is not None or not text.strip():
         return False
-    command = d.ctx.lexicon.command(text, d.inbound.channel)
+    lexicon, channel = d.ctx.lexicon, d.inbound.channel
+    command = lexicon.command(text, channel)
     if command is None:
+        return False
+    shown = question(d.state, d.conv, channel)
+    if (
+        shown is not None
+        and lexicon.is_label(shown.choices, text)
+        and not lexicon.is_carrier_stop_word(text, channel)
+    ):
+        # The label of an option on screen is that option ("Language" is a ground of
+        # discrimination, "Cancel" ends the review), except where an SMS carrier opts out.
         return False
     state = d.state
     if command == "help":
@@ -507,11 +579,12 @@ def _global_command(d: Dialog) -> bool:
     elif command == "back":
         _back(d)
     elif command == "restart":
-        _welcome(d)
+        if d.conv.language is None:
+            _jump(d, S.LANGUAGE)  # the welcome can only be shown in a chosen language
+        else:
+            _welcome(d)
     elif command == "language":
-        if state is not S.LANGUAGE:
-            d.conv.resume = state.value
-        _jump(d, S.LANGUAGE)
+        _detour(d, S.LANGUAGE)
     elif command == "stop":
         d.effects.append(OptOut())
         d.conv.opted_out = True
@@ -537,39 +610,69 @@ def _global_command(d: Dialog) -> bool:
         if state not in (S.NEW, S.IDLE, S.LANGUAGE):
             d.ask()
     elif command == "delete":
-        if state is not S.DELETE_CONFIRM:
-            d.conv.resume = state.value
-        _jump(d, S.DELETE_CONFIRM)
+        if d.conv.language is None:
+            # Before a language is chosen nothing but these first messages is kept, and there
+            # is no language to ask for a confirmation in: delete at once.
+            d.effects.append(DeleteMyData())
+            d.replies.append(
+                Prompt(N_("Your data was deleted and your open reports were withdrawn."))
+            )
+            _reset(d, S.NEW)
+        else:
+            _detour(d, S.DELETE_CONFIRM)
     return True
 
 
 def _back(d: Dialog) -> None:
-    conv = d.conv
+    conv, state = d.conv, d.state
+    if state in DETOURS and conv.language is not None:
+        # Back from a side question: to the step it interrupted, nothing changed.
+        _leave_detour(d, N_("Nothing was deleted.") if state is S.DELETE_CONFIRM else None)
+        return
     if conv.editing:
         conv.editing = False
-        _jump(d, S.REVIEW)
+        _jump(d, S.REVIEW, record=False)
         return
-    if d.state in (S.GROUND_OTHER,):
+    if state is S.GROUND_OTHER:
         _jump(d, S.GROUND)
         return
-    if d.state is S.MUNICIPALITY_CONFIRM:
+    if state is S.MUNICIPALITY_CONFIRM:
         conv.answers.pop("_candidate", None)
+        conv.answers.pop("_others", None)
         _jump(d, S.MUNICIPALITY)
         return
-    if d.state is S.CONTACT_PHONE:
+    if state is S.CONTACT_PHONE:
         _jump(d, S.CONTACT)
         return
-    if d.state is S.CHANGE:
+    if state is S.CHANGE:
         _jump(d, S.REVIEW)
         return
+    if state in (S.NEW, S.IDLE):
+        d.replies.append(Prompt(N_("Send any message to start a report.")))
+        return
     history = conv.history
-    if d.state.value in history[-1:]:
-        history.pop()
-    if not history:
+    if len(history) > 1 and history[-1] == state.value:
+        history.pop()  # the first step stays: the next one must be able to come back to it
+    if not history or history[-1] == state.value:
         d.replies.append(Prompt(N_("This is the first question.")))
         d.ask()
         return
     _jump(d, State(history[-1]))
+
+
+def _leave_detour(d: Dialog, note: str | None = None) -> None:
+    """Back to the step a side question interrupted, or to rest when there was none."""
+    if note is not None:
+        d.replies.append(Prompt(note))
+    if d.answers.pop("_then_delete", False) and d.state is S.LANGUAGE:
+        _jump(d, S.DELETE_CONFIRM)
+        return
+    target = _resume_step(d)
+    if target is not None:
+        _jump(d, target, record=False)
+    else:
+        MACHINE.set_state(S.IDLE, d)
+        d.replies.append(Prompt(N_("Send any message to start a report.")))
 
 
 # --- per-step handlers ----------------------------------------------------------------------
@@ -609,11 +712,14 @@ def _on_language(d: Dialog) -> None:
         return
     d.conv.language = lang
     d.effects.append(SetLanguage(lang))
-    resume = d.conv.resume
-    d.conv.resume = None
-    if resume and resume not in (S.NEW.value, S.IDLE.value, S.LANGUAGE.value):
+    if d.answers.pop("_then_delete", False):
         d.replies.append(Prompt(N_("Language changed.")))
-        _jump(d, State(resume))
+        _jump(d, S.DELETE_CONFIRM)
+        return
+    resume = _resume_step(d)
+    if resume is not None:
+        d.replies.append(Prompt(N_("Language changed.")))
+        _jump(d, resume, record=False)
         return
     _welcome(d)
 
@@ -677,10 +783,12 @@ def _on_ground_other(d: Dialog) -> None:
 
 
 def _on_municipality(d: Dialog) -> None:
-    text = d.inbound.text.strip()
+    text = d.inbound.text.strip() if d.inbound.choice is None else ""  # not a stale button
+    d.answers.pop("_refused", None)
     if d.ctx.lexicon.is_word("skip", text) or text == "0":
         d.answers["municipality"] = "outside"
         d.answers.pop("_candidate", None)
+        d.answers.pop("_others", None)
         _next(d)
         return
     found: list[Municipality] = match_municipality(text) if text else []
@@ -697,23 +805,24 @@ def _on_municipality_confirm(d: Dialog) -> None:
     if value is None:
         _miss(d)
         return
-    candidate = d.answers.pop("_candidate")
+    candidate = d.answers.pop("_candidate", None)
     others: list[str] = d.answers.pop("_others", [])
-    if value == "yes":
+    if value == "yes" and candidate in BY_CODE:
         d.answers["municipality"] = candidate
         _next(d)
         return
-    if others:  # "Mitrovica": offer the other one before asking again
+    if value == "no" and others:  # "Mitrovica": offer the other one before asking again
         d.answers["_candidate"] = others[0]
         d.answers["_others"] = others[1:]
         d.ask()
         return
-    d.answers.pop("municipality", None)
+    # Ask for the name again; an answer recorded before (when changing it) is kept until then.
+    d.answers["_refused"] = True
     _next(d)
 
 
 def _on_description(d: Dialog) -> None:
-    text = d.inbound.text.strip()
+    text = d.inbound.text.strip() if d.inbound.choice is None else ""  # not a stale button
     parts: list[str] = d.answers.setdefault("description", [])
     if d.inbound.media:
         _add_media(d, d.inbound.media)
@@ -721,16 +830,23 @@ def _on_description(d: Dialog) -> None:
         if not parts:
             d.replies.append(Prompt(N_("Please tell us what happened before you send 0.")))
             return
+        d.answers.pop("_rewrite", None)
         _next(d)
         return
     if not text:
-        if not d.inbound.media:
+        if d.inbound.media:  # a photo sent while telling: kept as evidence
+            d.replies.append(Prompt(N_("Got it. Send more, or 0 when you are done."), ack=True))
+        else:
             _miss(d, N_("Please write what happened, in your own words."))
         return
-    if sum(len(p) for p in parts) + len(text) > MAX_DESCRIPTION_CHARS:
+    if d.answers.pop("_rewrite", False):
+        parts.clear()  # changing "what happened" from the review tells it anew
+    room = MAX_DESCRIPTION_CHARS - sum(len(p) for p in parts)
+    if room > 0:
+        parts.append(text[:room])
+    if len(text) >= room:
         d.replies.append(Prompt(N_("That is all we can take in writing. Send 0 to go on.")))
         return
-    parts.append(text)
     d.replies.append(Prompt(N_("Got it. Send more, or 0 when you are done."), ack=True))
 
 
@@ -765,14 +881,13 @@ def _on_evidence(d: Dialog) -> None:
                 ),
             )
         )
-        if not text:
-            return
     if text == "0" or d.ctx.lexicon.is_word("skip", text) or d.ctx.lexicon.is_word("done", text):
         d.answers.setdefault("evidence", [])
         _next(d)
         return
-    if text:
-        _miss(d, N_("Send photos, voice notes or documents, or 0 to go on."))
+    if d.inbound.media:
+        return  # a caption: the files are acknowledged above
+    _miss(d, N_("Send photos, voice notes or documents, or 0 to go on."))
 
 
 def _on_stakes(d: Dialog) -> None:
@@ -808,12 +923,23 @@ def _on_contact(d: Dialog) -> None:
     _next(d)
 
 
+# Before +383 (2017), Kosovo's mobiles were dialled through Monaco (Vala: +377 44, +377 45) and
+# Slovenia (IPKO: +386 49); people still write them so. Those ranges are Kosovo's own today:
+# +377 4x is no Monegasque mobile in use and +386 49 is no valid Slovenian number. (+386 43 to
+# 45, used by some too, are valid Slovenian numbers, so they are taken as written.)
+LEGACY_MOBILE_PREFIXES: dict[int, tuple[str, ...]] = {377: ("44", "45"), 386: ("49",)}
+
+
 def parse_phone(text: str) -> str | None:
     """A valid phone number in E.164 form, read as a Kosovo number when it has no country code."""
     try:
         number = phonenumbers.parse(text, "XK")
     except phonenumbers.NumberParseException:
         return None
+    national = str(number.national_number)
+    legacy = LEGACY_MOBILE_PREFIXES.get(number.country_code or 0, ())
+    if len(national) == 8 and national.startswith(legacy):
+        number = phonenumbers.PhoneNumber(country_code=383, national_number=number.national_number)
     if not phonenumbers.is_valid_number(number):
         return None
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
@@ -887,7 +1013,9 @@ def _on_change(d: Dialog) -> None:
         _miss(d)
         return
     d.conv.editing = True
-    _jump(d, State(value))
+    if value == "description":
+        d.answers["_rewrite"] = True
+    _jump(d, State(value), record=False)
 
 
 def _on_delete_confirm(d: Dialog) -> None:
@@ -895,19 +1023,13 @@ def _on_delete_confirm(d: Dialog) -> None:
     if value is None:
         _miss(d)
         return
-    resume = d.conv.resume
-    d.conv.resume = None
     if value == "yes":
         d.effects.append(DeleteMyData())
         d.replies.append(Prompt(N_("Your data was deleted and your open reports were withdrawn.")))
         _reset(d, S.NEW)
         d.conv.language = None
         return
-    d.replies.append(Prompt(N_("Nothing was deleted.")))
-    if resume and resume not in (S.NEW.value, S.IDLE.value):
-        _jump(d, State(resume))
-    else:
-        MACHINE.set_state(S.IDLE, d)
+    _leave_detour(d, N_("Nothing was deleted."))
 
 
 _HANDLERS: dict[State, Callable[[Dialog], None]] = {

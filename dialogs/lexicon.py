@@ -14,6 +14,7 @@ Translate = Callable[[str, Text], str]
 """``translate(language, text)`` gives the text in that language (the msgid when untranslated)."""
 
 _NUMBERS = re.compile(r"\d+")
+_CYRILLIC_LETTER = re.compile("[\u0400-\u04ff]")
 
 SMS_CARRIER_STOP_WORDS = frozenset(
     {"stop", "stopall", "unsubscribe", "end", "quit", "revoke", "optout", "cancel"}
@@ -66,6 +67,10 @@ class Lexicon:
         self._commands: dict[str, frozenset[str]] = {
             name: self._words(words, split=True) for name, words in COMMAND_WORDS.items()
         }
+        # Words with no letters ("?") normalise to nothing: they are kept as typed.
+        self._symbols: dict[str, frozenset[str]] = {
+            name: self._symbol_words(words) for name, words in COMMAND_WORDS.items()
+        }
         self._languages = {lang: frozenset({normalize(LANGUAGE_NAMES[lang])}) for lang in LANGUAGES}
         self._keywords: dict[tuple[str, str], frozenset[str]] = {
             key: self._words(words, split=True) for key, words in OPTION_KEYWORDS.items()
@@ -80,6 +85,15 @@ class Lexicon:
         forms.discard("")
         return frozenset(forms)
 
+    def _symbol_words(self, text: Text) -> frozenset[str]:
+        forms: set[str] = set()
+        for lang in LANGUAGES:
+            for part in self._translate(lang, text).split("|"):
+                raw = part.strip()
+                if raw and not normalize(raw) and not raw.isdigit():
+                    forms.add(raw)
+        return frozenset(forms)
+
     def label_words(self, label: Text) -> frozenset[str]:
         """Every language's normalised form of one option label (cached)."""
         words = self._labels.get(label)
@@ -92,11 +106,15 @@ class Lexicon:
         """The global command this whole message is, if it is one."""
         norm = normalize(text)
         if not norm:
+            raw = text.strip()
+            for name in ("help", "back", "restart", "language", "stop", "start"):
+                if raw in self._symbols[name]:
+                    return name
             return None
         first = norm.split(" ", 1)[0]
-        if first in self._commands["status"] and " " in norm:
-            return "status"
-        if channel == "sms" and norm in SMS_CARRIER_STOP_WORDS:
+        if first in self._commands["status"]:
+            return "status"  # "status" alone is answered with how to ask
+        if self.is_carrier_stop_word(text, channel):
             return "stop"
         for name in ("delete", "help", "back", "restart", "language", "stop", "start"):
             if norm in self._commands[name]:
@@ -107,6 +125,15 @@ class Lexicon:
         """Whether an SMS is one of the words on which the carrier itself opts the number out."""
         return normalize(text) in SMS_CARRIER_STOP_WORDS
 
+    def is_label(self, choices: Iterable[Choice], text: str) -> bool:
+        """True when the whole message is exactly (case and accents aside) one option's label."""
+        norm = normalize(text)
+        return bool(norm) and any(norm in self.label_words(c.label) for c in choices)
+
+    def is_carrier_stop_word(self, text: str, channel: str) -> bool:
+        """True when an SMS carrier opts the sender out on this message, whatever we do."""
+        return channel == "sms" and self.carrier_stop_word(text)
+
     def is_word(self, name: str, text: str) -> bool:
         """True when the whole message is one of the words for ``name`` (done, skip...)."""
         return normalize(text) in self._commands[name]
@@ -114,9 +141,11 @@ class Lexicon:
     def language(self, text: str) -> str | None:
         """The language picked by number or by its name."""
         digits = text.strip().strip(".)")
-        if digits.isdigit() and 1 <= int(digits) <= len(LANGUAGES):
+        if digits.isdecimal() and 1 <= int(digits) <= len(LANGUAGES):  # not "²": int() fails
             return LANGUAGES[int(digits) - 1]
         norm = normalize(text)
+        if norm in self._languages["sr_Cyrl"] and _CYRILLIC_LETTER.search(text):
+            return "sr_Cyrl"  # "Српски" and "Srpski" normalise alike; the script tells them apart
         for lang, names in self._languages.items():
             if norm in names:
                 return lang
@@ -143,15 +172,21 @@ class Lexicon:
         for entry in entries:  # exact first, so a typo match never beats an exact one
             if norm in entry.words:
                 return [entry.value]
-        budget = typo_budget(norm)
-        if budget:
-            for entry in entries:
-                if any(edit_distance_at_most(norm, w, budget) for w in entry.words):
-                    return [entry.value]
-        tokens = norm.split()
-        for entry in entries:  # a keyword inside a short sentence ("at the school")
-            if len(tokens) <= 4 and any(t in entry.words for t in tokens if len(t) >= 3):
-                return [entry.value]
+        # A typo counts only when it points at one option: "Wark" is Work, but a word as close
+        # to two options is not guessed (the first in the list must not win by its position).
+        for limit in range(1, typo_budget(norm) + 1):
+            near = [
+                e.value
+                for e in entries
+                if any(edit_distance_at_most(norm, w, limit) for w in e.words)
+            ]
+            if near:
+                return near if len(near) == 1 else []
+        tokens = [t for t in norm.split() if len(t) >= 3]
+        if len(norm.split()) <= 4:  # a keyword inside a short sentence ("at the school")
+            found = [e.value for e in entries if any(t in e.words for t in tokens)]
+            if len(found) == 1:
+                return found
         return []
 
     def _entry_words(self, step: str, choice: Choice) -> frozenset[str]:

@@ -7,7 +7,8 @@ the person's language.
 
 from __future__ import annotations
 
-from dialogs.messages import Choice, Text
+from dialogs.messages import Choice as Choice  # re-exported: options are built of these
+from dialogs.messages import Text as Text
 
 
 def N_(msgid: str) -> str:

@@ -176,6 +176,11 @@ class Complaint(Base):
     is_test: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set at submission by bot.priority and bot.routing (docs/priority.md): "P1" is the most
+    # urgent, so ascending order puts it first. Reasons and institutions hold no personal data.
+    priority: Mapped[str] = mapped_column(String(2), default="P4", server_default="P4")
+    priority_reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    institutions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
 
     attachments: Mapped[list[Attachment]] = relationship(back_populates="complaint")
 
@@ -230,3 +235,9 @@ ENCRYPTED_COLUMNS: dict[type[Base], tuple[str, ...]] = {
     Attachment: ("source_ref",),
 }
 """Every column that holds personal data, for key rotation and the raw-bytes test."""
+
+# The outbound-webhook tables (events outbox, endpoints, deliveries), seen by Alembic too.
+from storage import events as _events  # noqa: E402, F401
+
+# The staff desk's tables live in their own module; importing it here lets Alembic see them.
+from storage import staff_models as _staff_models  # noqa: E402, F401

@@ -17,6 +17,15 @@ def raw_body(limit: int) -> bytes:
         abort(413)
     if len(data) > limit:
         abort(413)
+    if length is None and len(data) >= limit and request.environ.get("wsgi.input_terminated"):
+        # A streamed (chunked) body is cut silently at MAX_CONTENT_LENGTH by Werkzeug: a body
+        # that filled the limit may have more behind it, which would otherwise be dropped.
+        try:
+            more = request.environ["wsgi.input"].read(1)
+        except (OSError, ValueError):
+            more = b""
+        if more:
+            abort(413)
     return data
 
 

@@ -33,13 +33,15 @@ def telegram_update() -> ResponseReturnValue:
     text = utf8(raw_body(settings.max_request_bytes))
     try:
         data: Any = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[…" nested past the stack
         abort(400, description="body is not JSON")
-    if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+    update_id = data.get("update_id") if isinstance(data, dict) else None
+    if not isinstance(update_id, int) or isinstance(update_id, bool):
         abort(400, description="not a Telegram update")
     try:
         parsed = parse_update(data)
-    except (KeyError, TypeError, ValueError, AttributeError):
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError):
+        # OverflowError: a date past time_t; RecursionError: reply_to_message nested deep.
         abort(400, description="malformed Telegram update")
     if parsed is None:
         return jsonify(ok=True, ignored=True)

@@ -44,6 +44,10 @@ def _signed_form() -> dict[str, str]:
         abort(403)
     if len(pairs) != len(form):
         abort(400, description="repeated form fields")
+    # The signature proves the auth token; the account must be ours too (a misrouted webhook
+    # of another account or subaccount is refused on both endpoints).
+    if form.get("AccountSid") != settings.twilio_account_sid:
+        abort(403)
     return form
 
 
@@ -52,8 +56,6 @@ def twilio_sms() -> ResponseReturnValue:
     """Handle an inbound SMS; replies go out through the outbox, so the TwiML is empty."""
     form = _signed_form()
     svc = services()
-    if form.get("AccountSid") != svc.settings.twilio_account_sid:
-        abort(403)
     with svc.uow() as session:
         keywords = CampaignRepository(session).keywords()
     try:

@@ -63,8 +63,9 @@ def parse_update(data: dict[str, Any]) -> TelegramInbound | None:
     if update.callback_query is not None:
         query = update.callback_query
         if query.message is None or query.data is None:
-            return TelegramInbound(Inbound(CHANNEL, str(query.from_user.id), update_id), query.id)
-        chat_id = str(query.message.chat.id)
+            user_id = _chat_id(query.from_user.id)
+            return TelegramInbound(Inbound(CHANNEL, user_id, update_id), query.id)
+        chat_id = _chat_id(query.message.chat.id)
         return TelegramInbound(Inbound(CHANNEL, chat_id, update_id, choice=query.data), query.id)
     message = update.message
     if message is None or message.chat.type != "private":
@@ -77,13 +78,20 @@ def parse_update(data: dict[str, Any]) -> TelegramInbound | None:
         text = "start"
     inbound = Inbound(
         CHANNEL,
-        str(message.chat.id),
+        _chat_id(message.chat.id),
         update_id,
         text=text,
         media=_media(message),
         campaign=campaign,
     )
     return TelegramInbound(inbound, chat_message_id=str(message.message_id))
+
+
+def _chat_id(value: object) -> str:
+    """A chat id as text; ValueError unless it is a number (the sender sends to ``int(id)``)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError("chat id is not a number")
+    return str(value)
 
 
 def make_bot(token: str, base_url: str, *, connection_pool_size: int = 32) -> Bot:

@@ -1,0 +1,285 @@
+"""The channel senders against the fake APIs: what each answer of Telegram and Twilio becomes."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TypeVar
+
+import pytest
+from twilio.rest import Client
+
+from bot.channels.telegram import make_bot
+from bot.channels.twilio_sms import RedirectingHttpClient, make_client
+from bot.senders import (
+    Outgoing,
+    PermanentFailure,
+    RateLimiter,
+    RetryLater,
+    Sent,
+    TelegramSender,
+    TwilioSender,
+)
+from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeTelegramAPI
+from tests.fakes.twilio_api import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, FakeTwilioAPI
+from tests.webhooks.channel_support import CHAT, PHONE, SMS_FROM, VirtualTime
+
+T = TypeVar("T")
+KEYBOARD = {"inline_keyboard": [[{"text": "1. Yes", "callback_data": "consent:yes"}]]}
+
+
+@pytest.fixture
+def tg() -> Iterator[FakeTelegramAPI]:
+    """The fake Telegram Bot API."""
+    with FakeTelegramAPI() as fake:
+        yield fake
+
+
+@pytest.fixture
+def tw() -> Iterator[FakeTwilioAPI]:
+    """The fake Twilio REST API."""
+    with FakeTwilioAPI() as fake:
+        yield fake
+
+
+def with_telegram(tg: FakeTelegramAPI, body: Callable[[TelegramSender], Awaitable[T]]) -> T:
+    """Run ``body`` with a TelegramSender (virtual-time limiter) in one event loop."""
+
+    async def main() -> T:
+        async with make_bot(DEFAULT_TOKEN, tg.base_url) as bot:
+            vt = VirtualTime()
+            return await body(TelegramSender(bot, RateLimiter(clock=vt.clock, sleep=vt.sleep)))
+
+    return asyncio.run(main())
+
+
+def text(to: int | str = CHAT, body: str = "Hello", markup: dict | None = None) -> Outgoing:
+    """An outgoing text message."""
+    return Outgoing(1, "telegram", "text", str(to), body, markup)
+
+
+# --- Telegram -------------------------------------------------------------------------------
+
+
+def test_telegram_text_with_keyboard(tg: FakeTelegramAPI) -> None:
+    sent = with_telegram(tg, lambda s: s.send(text(markup=KEYBOARD)))
+    (message,) = tg.sent_messages()
+    assert sent == Sent(chat_message_id=str(message["message_id"]))
+    assert message["chat_id"] == CHAT
+    assert message["reply_markup"] == KEYBOARD
+
+
+def test_telegram_callback_answer_and_delete(tg: FakeTelegramAPI) -> None:
+    async def body(sender: TelegramSender) -> list[Sent]:
+        answer = Outgoing(
+            1, "telegram", "callback_answer", str(CHAT), "", {"callback_query_id": "99"}
+        )
+        delete = Outgoing(2, "telegram", "delete", str(CHAT), "", {"message_id": 7})
+        return [await sender.send(answer), await sender.send(delete)]
+
+    assert with_telegram(tg, body) == [Sent(), Sent()]
+    assert tg.calls("answerCallbackQuery")[0].params == {"callback_query_id": "99"}
+    assert tg.calls("deleteMessage")[0].params == {"chat_id": CHAT, "message_id": 7}
+
+
+def test_telegram_too_old_callback_answer_is_not_retried(tg: FakeTelegramAPI) -> None:
+    tg.fail_next("answerCallbackQuery", 400, "Bad Request: query is too old")
+    answer = Outgoing(1, "telegram", "callback_answer", str(CHAT), "", {"callback_query_id": "1"})
+    assert with_telegram(tg, lambda s: s.send(answer)) == Sent()
+
+
+@pytest.mark.parametrize(
+    ("status", "description", "expected", "opted_out"),
+    [
+        (403, "Forbidden: bot was blocked by the user", PermanentFailure, True),
+        (403, "Forbidden: user is deactivated", PermanentFailure, True),
+        (400, "Bad Request: chat not found", PermanentFailure, False),
+        (500, None, RetryLater, None),
+        (502, None, RetryLater, None),
+    ],
+)
+def test_telegram_errors(
+    tg: FakeTelegramAPI,
+    status: int,
+    description: str | None,
+    expected: type[Exception],
+    opted_out: bool | None,
+) -> None:
+    tg.fail_next("sendMessage", status, description)
+
+    async def body(sender: TelegramSender) -> Exception:
+        with pytest.raises(expected) as info:
+            await sender.send(text())
+        return info.value
+
+    error = with_telegram(tg, body)
+    if isinstance(error, PermanentFailure):
+        assert error.opted_out is opted_out
+        assert str(error).startswith(f"telegram {status}")
+
+
+def test_telegram_429_carries_retry_after(tg: FakeTelegramAPI) -> None:
+    tg.fail_next("sendMessage", 429, retry_after=17)
+
+    async def body(sender: TelegramSender) -> RetryLater:
+        with pytest.raises(RetryLater) as info:
+            await sender.send(text())
+        return info.value
+
+    assert with_telegram(tg, body).after == 17.0
+
+
+def test_telegram_too_long_button_data_is_refused(tg: FakeTelegramAPI) -> None:
+    markup = {"inline_keyboard": [[{"text": "x", "callback_data": "ë" * 33}]]}  # 66 bytes
+
+    async def body(sender: TelegramSender) -> None:
+        with pytest.raises(PermanentFailure):
+            await sender.send(text(markup=markup))
+
+    with_telegram(tg, body)
+
+
+def test_rate_limiter_paces_each_chat_and_the_whole_bot() -> None:
+    vt = VirtualTime()
+    limiter = RateLimiter(
+        per_chat_interval=1.0, overall_per_second=30, clock=vt.clock, sleep=vt.sleep
+    )
+
+    async def body() -> list[float]:
+        at = []
+        for chat in ["a", "a", "b", "a"]:
+            await limiter.wait(chat)
+            at.append(vt.now)
+        return at
+
+    first, second, other, third = asyncio.run(body())
+    assert first == 0.0
+    assert second == pytest.approx(1.0)  # one a second to one chat
+    assert other == pytest.approx(1.0 + 1 / 30)  # thirty a second overall
+    assert third == pytest.approx(2.0)
+
+
+def test_telegram_download(tg: FakeTelegramAPI) -> None:
+    tg.add_file("AgACgood", b"\xff\xd8jpeg bytes")
+    tg.add_file("AgACbig", b"x" * 2048)
+
+    async def body(sender: TelegramSender) -> bytes:
+        with pytest.raises(PermanentFailure, match="too large"):
+            await sender.download("AgACbig", 1024)
+        with pytest.raises(PermanentFailure, match="400"):
+            await sender.download("AgACunknown", 1024)
+        return await sender.download("AgACgood", 1024)
+
+    assert with_telegram(tg, body) == b"\xff\xd8jpeg bytes"
+
+
+def test_telegram_download_of_a_vanished_file_is_retried(tg: FakeTelegramAPI) -> None:
+    tg.set_result(
+        "getFile", {"file_id": "AgACgone", "file_unique_id": "u1", "file_path": "photos/gone.jpg"}
+    )
+
+    async def body(sender: TelegramSender) -> None:
+        with pytest.raises(RetryLater):  # a fresh getFile next time
+            await sender.download("AgACgone", 1024)
+
+    with_telegram(tg, body)
+
+
+# --- Twilio ---------------------------------------------------------------------------------
+
+
+def sms(body: str = "Hello") -> Outgoing:
+    """An outgoing SMS."""
+    return Outgoing(1, "sms", "text", PHONE, body, None)
+
+
+def twilio_sender(tw: FakeTwilioAPI, **kwargs: str) -> TwilioSender:
+    """A TwilioSender with the project's client pointed at the fake."""
+    client = make_client(DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, tw.base_url)
+    return TwilioSender(client, **kwargs)
+
+
+@pytest.fixture
+def twilio(tw: FakeTwilioAPI) -> Iterator[TwilioSender]:
+    """A sender from a number, with a status callback; its HTTP session closed afterwards."""
+    sender = twilio_sender(
+        tw, from_number=SMS_FROM, status_callback="https://raporto.example/webhooks/twilio/status"
+    )
+    yield sender
+    sender.client.http_client.session.close()
+
+
+def test_twilio_send(tw: FakeTwilioAPI, twilio: TwilioSender) -> None:
+    sent = asyncio.run(twilio.send(sms("Faleminderit, ë ç")))
+    (message,) = tw.sent_messages()
+    assert sent == Sent(provider_id=message["Sid"])
+    assert message["Body"] == "Faleminderit, ë ç"
+    assert (message["To"], message["From"]) == (PHONE, SMS_FROM)
+    assert message["StatusCallback"] == "https://raporto.example/webhooks/twilio/status"
+
+
+def test_twilio_send_through_a_messaging_service(tw: FakeTwilioAPI) -> None:
+    sender = twilio_sender(tw, messaging_service_sid="MG" + "1" * 32)
+    try:
+        asyncio.run(sender.send(sms()))
+    finally:
+        sender.client.http_client.session.close()
+    (message,) = tw.sent_messages()
+    assert message["MessagingServiceSid"] == "MG" + "1" * 32
+    assert "From" not in message
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "expected", "opted_out"),
+    [
+        (400, 21610, PermanentFailure, True),
+        (400, 21211, PermanentFailure, False),
+        (401, 20003, PermanentFailure, False),
+        (429, 20429, RetryLater, None),
+        (500, 20500, RetryLater, None),
+        (503, 20503, RetryLater, None),
+    ],
+)
+def test_twilio_errors(
+    tw: FakeTwilioAPI,
+    twilio: TwilioSender,
+    status: int,
+    code: int,
+    expected: type[Exception],
+    opted_out: bool | None,
+) -> None:
+    tw.fail_next(status, code)
+    with pytest.raises(expected) as info:
+        asyncio.run(twilio.send(sms()))
+    if isinstance(info.value, PermanentFailure):
+        assert info.value.opted_out is opted_out
+        assert str(code) in str(info.value)
+
+
+def test_twilio_unreachable_or_slow_is_retried(tw: FakeTwilioAPI) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    for base, timeout in [(closed, 5.0), (tw.base_url, 0.2)]:
+        if base == tw.base_url:
+            tw.delay_next(2.0)  # longer than the client's timeout
+        http = RedirectingHttpClient(base, timeout=timeout)
+        sender = TwilioSender(Client(DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, http_client=http))
+        try:
+            with pytest.raises(RetryLater):
+                asyncio.run(sender.send(sms()))
+        finally:
+            http.session.close()
+
+
+def test_twilio_media_download(tw: FakeTwilioAPI, twilio: TwilioSender) -> None:
+    path = f"/2010-04-01/Accounts/{DEFAULT_ACCOUNT_SID}/Messages/MM{'1' * 32}/Media/ME{'2' * 32}"
+    tw.add_media(path, b"voice note", "audio/amr", require_auth=True)
+    twilio.media_base_url = tw.base_url
+    data = asyncio.run(twilio.download("https://api.twilio.com" + path, 1024))
+    assert data == b"voice note"
+    with pytest.raises(PermanentFailure, match="too large"):
+        asyncio.run(twilio.download("https://api.twilio.com" + path, 5))
+    with pytest.raises(PermanentFailure, match="404|401"):
+        asyncio.run(twilio.download(tw.base_url + "/nothing-here", 1024))
