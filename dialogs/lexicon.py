@@ -14,6 +14,7 @@ Translate = Callable[[str, Text], str]
 """``translate(language, text)`` gives the text in that language (the msgid when untranslated)."""
 
 _NUMBERS = re.compile(r"\d+")
+_REFERENCE_CODE = re.compile(r"\bRAE-?[A-Z0-9]{6}\b", re.IGNORECASE)
 _CYRILLIC_LETTER = re.compile("[\u0400-\u04ff]")
 
 SMS_CARRIER_STOP_WORDS = frozenset(
@@ -112,8 +113,11 @@ class Lexicon:
                     return name
             return None
         first = norm.split(" ", 1)[0]
-        if first in self._commands["status"]:
-            return "status"  # "status" alone is answered with how to ask
+        if first in self._commands["status"] and (
+            " " not in norm or _REFERENCE_CODE.search(text) is not None
+        ):
+            # Only "status" alone or followed by a code: a description may start with the word.
+            return "status"
         if self.is_carrier_stop_word(text, channel):
             return "stop"
         for name in ("delete", "help", "back", "restart", "language", "stop", "start"):

@@ -168,7 +168,7 @@ COMMAND_WORDS: dict[str, Text] = {
     "start": Kw("command", "start|unstop"),
     "status": Kw("command", "status"),
     "delete": Kw("command", "delete my data|delete|erase my data"),
-    "done": Kw("command", "done|finished|end|ready|0"),
+    "done": Kw("command", "done|finished|ready|0"),
     "skip": Kw("command", "skip|no|none|0"),
 }
 """Words for the commands that work at every step; English words always work too."""
