@@ -61,6 +61,11 @@ BENCHMARKS: dict[str, Benchmark] = {
             "bench.inbound_load",
             "both inbound webhooks under gunicorn with many people, SQLite and PostgreSQL",
         ),
+        Benchmark(
+            "notify",
+            "bench.notify_delivery",
+            "outbound webhooks: deliveries/s per worker, 100,000 backlog with 1 and 2 workers",
+        ),
         # Planned: "webhook" (HTTP load), "delivery" (notification outbox), "desk" (staff inbox).
     )
 }

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -24,6 +24,7 @@ from dialogs import complaint_dialog
 from dialogs.complaint_dialog import Context
 from dialogs.lexicon import Lexicon
 from dialogs.messages import (
+    ClearChat,
     Conversation,
     DeleteMyData,
     Forget,
@@ -32,13 +33,14 @@ from dialogs.messages import (
     OptOut,
     Prompt,
     SetLanguage,
+    SetPlainLetters,
     StatusQuery,
     Submit,
 )
 from dialogs.options import N_, STATUS_LABELS
 from storage.crypto import keyring
 from storage.db import UnitOfWork
-from storage.models import Attachment, Complaint, Contact, utcnow
+from storage.models import Attachment, Complaint, Contact, Message, utcnow
 from storage.models import Conversation as ConversationRow
 from storage.repositories import (
     ComplaintRepository,
@@ -53,6 +55,7 @@ log = logging.getLogger(__name__)
 REFERENCE_ALPHABET = "ACDEFHJKMNPRTUVWXY3479"
 MAX_ATTEMPTS = 5
 SMS_ACK_DELAY = timedelta(seconds=4)
+CHAT_DELETE_WINDOW = timedelta(hours=47)  # Telegram deletes private-chat messages up to 48 h
 MAX_TEXT_CHARS = 5_000  # one inbound message; longer is cut (SMS joins and Telegram cap 4096)
 
 
@@ -187,6 +190,10 @@ class IntakeService:
                 contact.opted_out_at = None
             elif isinstance(effect, Submit):
                 submitted = self._submit(session, contact, inbound, effect, is_test=is_test)
+            elif isinstance(effect, SetPlainLetters):
+                contact.plain_letters = effect.on
+            elif isinstance(effect, ClearChat):
+                self._clear_chat(session, contact, inbound, now, is_test=is_test)
             elif isinstance(effect, StatusQuery):
                 status_replies.append(self._status(session, contact, effect))
             elif isinstance(effect, Forget | DeleteMyData):
@@ -381,6 +388,32 @@ class IntakeService:
             {"reference": complaint.reference, "status": STATUS_LABELS[complaint.status]},
         )
 
+    def _clear_chat(
+        self, session: Session, contact: Contact, inbound: Inbound, now: datetime, *, is_test: bool
+    ) -> None:
+        """Queue deletions of this chat's messages (Telegram allows it for 48 hours)."""
+        if is_test or inbound.channel != "telegram":
+            return
+        since = now - CHAT_DELETE_WINDOW
+        ids = session.scalars(
+            select(Message.chat_message_id).where(
+                Message.contact_id == contact.id,
+                Message.chat_message_id.is_not(None),
+                Message.created_at >= since,
+            )
+        ).all()
+        messages = MessageRepository(session)
+        for chat_message_id in ids:
+            messages.queue_outbound(
+                None,
+                inbound.channel,
+                inbound.sender,
+                "",
+                {"message_id": int(chat_message_id or 0)},
+                now=now,
+                kind="delete",
+            )
+
     def _withdraw(self, session: Session, contact: Contact, now: datetime) -> None:
         for complaint in ComplaintRepository(session).of_contact(contact):
             previous_status = complaint.status
@@ -423,6 +456,7 @@ def _snapshot(row: ConversationRow | None, contact: Contact) -> Conversation:
             state=complaint_dialog.State.LANGUAGE.value if contact.language is None else "idle",
             language=contact.language,
             opted_out=contact.opted_out_at is not None,
+            plain_letters=contact.plain_letters,
         )
     flow = row.flow or {}
     state = row.state
@@ -438,5 +472,6 @@ def _snapshot(row: ConversationRow | None, contact: Contact) -> Conversation:
         resume=flow.get("resume"),
         campaign=row.campaign,
         opted_out=contact.opted_out_at is not None,
+        plain_letters=contact.plain_letters,
         updated_at=row.updated_at,
     )

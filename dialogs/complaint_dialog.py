@@ -23,6 +23,7 @@ from dialogs.messages import (
     LANGUAGE_NAMES,
     LANGUAGES,
     Choice,
+    ClearChat,
     Conversation,
     DeleteMyData,
     Forget,
@@ -32,6 +33,7 @@ from dialogs.messages import (
     OptOut,
     Prompt,
     SetLanguage,
+    SetPlainLetters,
     StatusQuery,
     StepResult,
     Submit,
@@ -70,6 +72,7 @@ class State(StrEnum):
     REVIEW = "review"
     CHANGE = "change"
     DELETE_CONFIRM = "delete_confirm"
+    CLEANUP = "cleanup"
     IDLE = "idle"
 
 
@@ -248,7 +251,17 @@ class Dialog:
             self.replies.append(prompt)
 
 
-Effect = Submit | Forget | DeleteMyData | OptOut | OptIn | StatusQuery | SetLanguage
+Effect = (
+    Submit
+    | Forget
+    | DeleteMyData
+    | OptOut
+    | OptIn
+    | StatusQuery
+    | SetLanguage
+    | ClearChat
+    | SetPlainLetters
+)
 
 
 class _QuietBinding(logging.Filter):
@@ -356,6 +369,12 @@ def question(state: State, conv: Conversation, channel: str) -> Prompt | None:
         return review_prompt(conv)
     if state is S.CHANGE:
         return Prompt(N_("Which answer do you want to change?"), choices=opt.CHANGE, step=step)
+    if state is S.CLEANUP:
+        return Prompt(
+            N_("On a shared phone? We can remove this chat from your screen. Remove it?"),
+            choices=opt.YES_NO,
+            step=step,
+        )
     if state is S.DELETE_CONFIRM:
         return Prompt(
             N_("Delete all your data and withdraw your open reports?"),
@@ -591,6 +610,17 @@ def _global_command(d: Dialog) -> bool:
         d.replies.append(
             Prompt(N_("You will get no more messages from us. Write to us again at any time."))
         )
+    elif command == "letters":
+        d.conv.plain_letters = not d.conv.plain_letters
+        d.effects.append(SetPlainLetters(d.conv.plain_letters))
+        if d.conv.plain_letters:
+            d.replies.append(
+                Prompt(N_("Plain letters on: our messages will have no special letters."))
+            )
+        else:
+            d.replies.append(Prompt(N_("Plain letters off.")))
+        if state not in (S.NEW, S.IDLE):
+            d.ask()
     elif command == "start":
         if state in (S.NEW, S.IDLE):
             _welcome(d)
@@ -999,12 +1029,34 @@ def _on_review(d: Dialog) -> None:
                 {"reference": reference, "pin": pin},
             )
         )
+        if d.inbound.channel == "telegram":
+            # People share phones: offer to take the conversation off the screen.
+            _reset(d, S.CLEANUP)
+            d.ask()
+            return
     else:
         d.replies.append(
             Prompt(N_("Your report was cancelled and deleted. Write to us again at any time."))
         )
     _reset(d, S.IDLE)
     _ = _next  # the table leads REVIEW to IDLE; _reset already put the dialog there
+
+
+def _on_cleanup(d: Dialog) -> None:
+    value = _choice(d, opt.YES_NO)
+    if value is None:
+        MACHINE.set_state(S.IDLE, d)
+        if d.inbound.choice is not None:
+            # A button of the finished report (a second tap on Send) starts nothing new.
+            d.replies.append(Prompt(N_("Send any message to start a report.")))
+            return
+        _welcome(d)  # not an answer to the offer: the person starts something new
+        return
+    MACHINE.set_state(S.IDLE, d)
+    if value == "yes":
+        d.effects.append(ClearChat())
+    # Neutral words: this message stays on the screen after the rest is removed.
+    d.replies.append(Prompt(N_("Thank you. Write to us again at any time.")))
 
 
 def _on_change(d: Dialog) -> None:
@@ -1033,6 +1085,7 @@ def _on_delete_confirm(d: Dialog) -> None:
 
 
 _HANDLERS: dict[State, Callable[[Dialog], None]] = {
+    S.CLEANUP: _on_cleanup,
     S.LANGUAGE: _on_language,
     S.CONSENT: _on_consent,
     S.DANGER: _on_danger,

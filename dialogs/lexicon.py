@@ -120,7 +120,7 @@ class Lexicon:
             return "status"
         if self.is_carrier_stop_word(text, channel):
             return "stop"
-        for name in ("delete", "help", "back", "restart", "language", "stop", "start"):
+        for name in ("delete", "help", "back", "restart", "language", "stop", "start", "letters"):
             if norm in self._commands[name]:
                 return name
         return None

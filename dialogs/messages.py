@@ -123,7 +123,29 @@ class SetLanguage:
     language: str
 
 
-Effect = Submit | Forget | DeleteMyData | OptOut | OptIn | StatusQuery | SetLanguage
+@dataclass(frozen=True)
+class ClearChat:
+    """Effect: delete this conversation's messages from the person's Telegram chat."""
+
+
+@dataclass(frozen=True)
+class SetPlainLetters:
+    """Effect: send this person plain letters only (GSM-7: cheaper, readable on old phones)."""
+
+    on: bool
+
+
+Effect = (
+    Submit
+    | Forget
+    | DeleteMyData
+    | OptOut
+    | OptIn
+    | StatusQuery
+    | SetLanguage
+    | ClearChat
+    | SetPlainLetters
+)
 
 
 @dataclass
@@ -139,6 +161,7 @@ class Conversation:
     resume: str | None = None  # the step to go back to after a language change or confirmation
     campaign: str | None = None
     opted_out: bool = False
+    plain_letters: bool = False
     updated_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:

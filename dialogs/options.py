@@ -168,6 +168,7 @@ COMMAND_WORDS: dict[str, Text] = {
     "start": Kw("command", "start|unstop"),
     "status": Kw("command", "status"),
     "delete": Kw("command", "delete my data|delete|erase my data"),
+    "letters": Kw("command", "abc|plain letters|simple letters"),
     "done": Kw("command", "done|finished|ready|0"),
     "skip": Kw("command", "skip|no|none|0"),
 }

@@ -183,12 +183,18 @@ AT: dict[State, list[str]] = {
     State.CHANGE: [*TO_REVIEW, "2"],
     State.DELETE_CONFIRM: [*TO_REVIEW[:6], "delete my data"],
     State.IDLE: [*TO_REVIEW, "1"],
+    State.CLEANUP: [*TO_REVIEW, "1"],  # Telegram only: the offer to clear the chat
 }
 
 
 def reach(state: State, **kwargs: Any) -> Talk:
+    if state is State.CLEANUP:
+        kwargs["channel"] = "telegram"  # the chat clean-up is offered on Telegram only
     talk = Talk(**kwargs)
-    talk.script(AT[state])
+    script = AT[state]
+    if state is State.IDLE and talk.channel == "telegram":
+        script = [*script, "2"]  # decline the chat clean-up
+    talk.script(script)
     assert talk.state is state, (state, talk.state)
     return talk
 
@@ -200,6 +206,44 @@ def test_every_step_is_reachable_by_the_scripts() -> None:
 
 
 # --- a whole report -----------------------------------------------------------------------
+
+
+def test_sms_report_ends_idle_without_a_clean_up_offer() -> None:
+    talk = Talk()
+    talk.script([*TO_REVIEW, "1"])
+    assert talk.state is State.IDLE
+
+
+def test_telegram_offers_to_clear_the_chat_after_sending() -> None:
+    talk = reach(State.CLEANUP)
+    assert talk.results[-1].replies[-1].step == "cleanup"
+    result = talk.say(choice="cleanup:yes")
+    assert talk.state is State.IDLE
+    assert any(type(e).__name__ == "ClearChat" for e in result.effects)
+    assert result.replies[-1].msgid == "Thank you. Write to us again at any time."
+
+
+def test_declining_the_clean_up_clears_nothing() -> None:
+    talk = reach(State.CLEANUP)
+    result = talk.say("2")
+    assert talk.state is State.IDLE
+    assert not any(type(e).__name__ == "ClearChat" for e in result.effects)
+
+
+def test_a_new_message_after_the_offer_starts_a_report() -> None:
+    talk = reach(State.CLEANUP)
+    talk.say("hello again")
+    assert talk.state is State.CONSENT
+
+
+def test_plain_letters_command_toggles_and_reasks() -> None:
+    talk = reach(State.AREA)
+    result = talk.say("abc")
+    assert talk.conv.plain_letters is True
+    assert [type(e).__name__ for e in result.effects] == ["SetPlainLetters"]
+    assert result.replies[-1].msgid == q(State.AREA, talk)
+    talk.say("ABC")
+    assert talk.conv.plain_letters is False
 
 
 def test_full_report_submits_every_answer() -> None:
@@ -819,6 +863,7 @@ BACK_TO: dict[State, State] = {
     State.CHANGE: State.REVIEW,
     State.DELETE_CONFIRM: State.PERPETRATOR,  # "back" from a side question: nothing deleted
     State.IDLE: State.IDLE,
+    State.CLEANUP: State.CLEANUP,
 }
 STEPS = list(AT)
 
@@ -1117,7 +1162,7 @@ def test_global_commands_in_every_language_at_every_step(
     w = words_of(catalogs, language)
     number = str(LANGUAGES.index(language) + 1)
     for state in STEPS:
-        talk = Talk(lexicon=catalog_lexicon)
+        talk = Talk(lexicon=catalog_lexicon, channel="telegram" if state is State.CLEANUP else "sms")
         script = AT[state]
         talk.script([script[0], number, *script[2:]] if len(script) > 1 else script)
         assert talk.state is state, (language, state)
@@ -1130,7 +1175,7 @@ def test_scripts_by_digits_reach_every_step_in_every_language(
     for language in LANGUAGES:
         number = str(LANGUAGES.index(language) + 1)
         for state in STEPS:
-            talk = Talk(lexicon=catalog_lexicon)
+            talk = Talk(lexicon=catalog_lexicon, channel="telegram" if state is State.CLEANUP else "sms")
             script = AT[state]
             talk.script([script[0], number, *script[2:]] if len(script) > 1 else script)
             assert talk.state is state, (language, state)
@@ -1223,6 +1268,7 @@ VALID_ANSWER: dict[State, list[str]] = {
     State.CHANGE: [str(i) for i in range(1, 12)],
     State.DELETE_CONFIRM: ["2", "2", "1"],
     State.IDLE: ["hi"],
+    State.CLEANUP: ["1", "2"],
 }
 
 
