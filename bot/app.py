@@ -55,9 +55,7 @@ def build_services(settings: Settings) -> Services:
     renderer = Renderer(catalogs)
     # The routing table is checked here, so a mistake in it stops the app and the worker.
     complaints = ComplaintEvents(load_routing(settings.routing_file))
-    intake = IntakeService(
-        uow, renderer, lexicon, on_queued=notify_outbox, complaints=complaints
-    )
+    intake = IntakeService(uow, renderer, lexicon, on_queued=notify_outbox, complaints=complaints)
     case_events.subscribe(on_case_change)  # status/priority changes become webhook events
     if endpoint_tables_exist(uow):  # not yet during the first `raporto db upgrade`
         for line in sync_configured_endpoints(uow, settings):

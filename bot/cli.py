@@ -18,6 +18,7 @@ from bot.channels.telegram import ALLOWED_UPDATES, make_bot
 from bot.i18n_tools import i18n
 from bot.notify_cli import webhooks
 from bot.sms_report import MAX_SEGMENTS, sms_report
+from bot.purge import purge as purge_cases
 from bot.telegram_poll import poll_updates
 from bot.worker import channel_report, run_worker
 from dialogs.messages import Inbound
@@ -145,6 +146,37 @@ def _show(text: str, markup: dict[str, object] | None, channel: str) -> str:
         for row in rows:
             lines.append("     " + "  ".join(f"[{button['text']}]" for button in row))
     return "\n".join(lines) + "\n"
+
+
+@cli.command("purge")
+@click.option(
+    "--older-than-days",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Retention period in days (default: RAPORTO_RETENTION_DAYS, 365).",
+)
+@with_appcontext
+def purge(older_than_days: int | None) -> None:
+    """Erase descriptions, message bodies and evidence of cases closed longer than the period."""
+    from staff import audit
+
+    svc = services()
+    days = svc.settings.retention_days if older_than_days is None else older_than_days
+    with svc.uow() as session:
+        counts = purge_cases(
+            session, older_than_days=days, storage_dir=svc.settings.storage_dir
+        )
+        audit.record(
+            session,
+            "retention.purge",
+            email="cli",
+            detail={"older_than_days": days, **counts.as_dict()},
+        )
+    click.echo(
+        f"purged cases closed or withdrawn over {days} days ago: "
+        f"{counts.complaints} complaints, {counts.messages} message bodies, "
+        f"{counts.attachments} attachments ({counts.files} files deleted)"
+    )
 
 
 @cli.command("run")

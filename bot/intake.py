@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 REFERENCE_ALPHABET = "ACDEFHJKMNPRTUVWXY3479"
 MAX_ATTEMPTS = 5
 SMS_ACK_DELAY = timedelta(seconds=4)
+ACK_STATES = frozenset({"description", "evidence"})  # where a delayed "got it" can be pending
 CHAT_DELETE_WINDOW = timedelta(hours=47)  # Telegram deletes private-chat messages up to 48 h
 MAX_TEXT_CHARS = 5_000  # one inbound message; longer is cut (SMS joins and Telegram cap 4096)
 
@@ -159,9 +160,10 @@ class IntakeService:
                 now=now,
                 kind="callback_answer",
             )
-        # A new message makes a pending "got it" moot: the reply to this one follows.
-        messages.drop_pending(_ack_key(contact))
         row = ConversationRepository(session).for_contact(contact)
+        if inbound.channel == "sms" and row is not None and row.state in ACK_STATES:
+            # A new message makes a pending "got it" moot: the reply to this one follows.
+            messages.drop_pending(_ack_key(contact))
         # An answer to a check-in the desk sent ("1 Yes 2 No 3 talk"), or a reply to a message
         # from the desk, goes to its case and is thanked; all else goes to the dialog engine.
         state = row.state if row else None
@@ -279,6 +281,7 @@ class IntakeService:
     ) -> list[Reply]:
         messages = MessageRepository(session)
         out: list[Reply] = []
+        rows: list[Message] = []
         for prompt in prompts:
             rendered = self.renderer.render(
                 prompt, language, inbound.channel, plain_letters=contact.plain_letters
@@ -309,8 +312,10 @@ class IntakeService:
                 row.body = None
                 row.to_address = None
             out.append(Reply(inbound.channel, rendered))
-            session.flush()
-            out[-1].message_id = row.id
+            rows.append(row)
+        session.flush()  # once for all replies: ids for the caller
+        for reply, row in zip(out, rows, strict=True):
+            reply.message_id = row.id
         return out
 
     def _submit(

@@ -34,8 +34,7 @@ class RoutingTableError(ValueError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__(
-            "the routing table has mistakes (fix them and start again):\n  "
-            + "\n  ".join(problems)
+            "the routing table has mistakes (fix them and start again):\n  " + "\n  ".join(problems)
         )
 
 

@@ -35,6 +35,7 @@ class Settings:
     telegram_bot_token: str = ""
     telegram_webhook_secret: str = ""
     telegram_api_base_url: str = TELEGRAM_DEFAULT_API
+    telegram_bot_username: str = ""  # without the @, for campaign deep links (t.me/<name>)
     twilio_account_sid: str = ""
     twilio_auth_token: str = ""
     twilio_from_number: str = ""
@@ -51,6 +52,7 @@ class Settings:
     notify_legal_secret: str = ""
     notify_allow_private: bool = False  # allow loopback/private targets (local set-ups, tests)
     routing_file: Path = PROJECT_DIR / "data" / "routing.csv"
+    retention_days: int = 365  # `raporto purge` erases closed cases older than this
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -125,6 +127,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_bytes = int(get("RAPORTO_MAX_REQUEST_BYTES", str(256 * 1024)))
     except ValueError as exc:
         raise SettingsError("RAPORTO_MAX_REQUEST_BYTES must be a whole number") from exc
+    try:
+        retention_days = int(get("RAPORTO_RETENTION_DAYS", "365"))
+    except ValueError as exc:
+        raise SettingsError("RAPORTO_RETENTION_DAYS must be a whole number") from exc
     return Settings(
         database_url=database_url,
         secret_key=get("SECRET_KEY"),
@@ -135,6 +141,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         telegram_bot_token=get("TELEGRAM_BOT_TOKEN"),
         telegram_webhook_secret=get("TELEGRAM_WEBHOOK_SECRET"),
         telegram_api_base_url=get("TELEGRAM_API_BASE_URL", TELEGRAM_DEFAULT_API),
+        telegram_bot_username=get("TELEGRAM_BOT_USERNAME").lstrip("@"),
         twilio_account_sid=get("TWILIO_ACCOUNT_SID"),
         twilio_auth_token=get("TWILIO_AUTH_TOKEN"),
         twilio_from_number=get("TWILIO_FROM_NUMBER"),
@@ -149,4 +156,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         notify_legal_secret=get("NOTIFY_LEGAL_SECRET").strip(),
         notify_allow_private=get("NOTIFY_ALLOW_PRIVATE").strip().lower() in ("1", "true", "yes"),
         routing_file=Path(get("RAPORTO_ROUTING_FILE", str(PROJECT_DIR / "data" / "routing.csv"))),
+        retention_days=retention_days,
     )

@@ -6,12 +6,22 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage.crypto import keyring
 from storage.db import is_postgres
-from storage.models import Attachment, Campaign, Complaint, Contact, Conversation, Message
+from storage.models import (
+    Attachment,
+    Campaign,
+    Complaint,
+    Contact,
+    Conversation,
+    Message,
+    utcnow,
+)
 
 
 class ContactRepository:
@@ -92,20 +102,29 @@ class MessageRepository:
         chat_message_id: str | None = None,
     ) -> Message | None:
         """Log an inbound message; None when this id was seen before (a redelivery)."""
-        message = Message(
-            channel=channel,
-            direction="in",
-            channel_message_id=channel_message_id,
-            contact_id=contact.id if contact else None,
-            body=body,
-            chat_message_id=chat_message_id,
+        values = {
+            "channel": channel,
+            "direction": "in",
+            "channel_message_id": channel_message_id,
+            "contact_id": contact.id if contact else None,
+            "body": body,
+            "chat_message_id": chat_message_id,
+            "kind": "text",
+            "attempts": 0,
+            "ephemeral": False,
+            "created_at": utcnow(),
+        }
+        # One round trip, no savepoint: a redelivery inserts nothing and returns no row.
+        insert = pg_insert if is_postgres(self.session) else sqlite_insert
+        statement = (
+            insert(Message)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["channel", "direction", "channel_message_id"])
+            .returning(Message)
         )
-        try:
-            with self.session.begin_nested():
-                self.session.add(message)
-        except IntegrityError:
-            return None
-        return message
+        return self.session.scalars(
+            statement, execution_options={"populate_existing": True}
+        ).one_or_none()
 
     def seen(self, channel: str, channel_message_id: str) -> bool:
         """Whether an inbound message with this id is already logged."""

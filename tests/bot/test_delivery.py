@@ -161,7 +161,8 @@ def test_full_telegram_conversation_arrives_in_order_with_buttons(
         complaint = session.scalars(select(Complaint)).one()
     assert complaint.channel == "telegram"
     assert complaint.stakes == ["child", "job"]
-    assert complaint.reference in sent[-1]["text"]
+    assert complaint.reference in sent[-2]["text"]
+    assert sent[-1]["text"].startswith("On a shared phone?")  # the chat clean-up offer
 
 
 def test_full_sms_conversation_arrives_in_order_as_numbered_lines(

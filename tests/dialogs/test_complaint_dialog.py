@@ -1162,7 +1162,9 @@ def test_global_commands_in_every_language_at_every_step(
     w = words_of(catalogs, language)
     number = str(LANGUAGES.index(language) + 1)
     for state in STEPS:
-        talk = Talk(lexicon=catalog_lexicon, channel="telegram" if state is State.CLEANUP else "sms")
+        talk = Talk(
+            lexicon=catalog_lexicon, channel="telegram" if state is State.CLEANUP else "sms"
+        )
         script = AT[state]
         talk.script([script[0], number, *script[2:]] if len(script) > 1 else script)
         assert talk.state is state, (language, state)
@@ -1175,7 +1177,9 @@ def test_scripts_by_digits_reach_every_step_in_every_language(
     for language in LANGUAGES:
         number = str(LANGUAGES.index(language) + 1)
         for state in STEPS:
-            talk = Talk(lexicon=catalog_lexicon, channel="telegram" if state is State.CLEANUP else "sms")
+            talk = Talk(
+                lexicon=catalog_lexicon, channel="telegram" if state is State.CLEANUP else "sms"
+            )
             script = AT[state]
             talk.script([script[0], number, *script[2:]] if len(script) > 1 else script)
             assert talk.state is state, (language, state)

@@ -390,7 +390,8 @@ def test_start_campaign_is_recorded_on_conversation_and_complaint(
         complaint = session.scalars(select(Complaint)).one()
         assert complaint.campaign == "tv_nov26"
         assert complaint.channel == "telegram"
-    assert complaint.reference in tg.sent_messages()[-1]["text"]
+    assert complaint.reference in tg.sent_messages()[-2]["text"]
+    assert tg.sent_messages()[-1]["text"].startswith("On a shared phone?")
 
 
 @SQLITE_ONLY
