@@ -66,7 +66,12 @@ BENCHMARKS: dict[str, Benchmark] = {
             "bench.notify_delivery",
             "outbound webhooks: deliveries/s per worker, 100,000 backlog with 1 and 2 workers",
         ),
-        # Planned: "webhook" (HTTP load), "delivery" (notification outbox), "desk" (staff inbox).
+        Benchmark(
+            "desk",
+            "bench.desk_inbox",
+            "staff desk at 1,000,000 complaints: inbox p50/p95 per filter, export peak memory",
+        ),
+        # Planned: "webhook" (HTTP load), "delivery" (notification outbox).
     )
 }
 """Every benchmark, in the order ``python -m bench`` runs them."""

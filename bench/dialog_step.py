@@ -166,12 +166,13 @@ def _replay(
         for script in SCRIPTS:
             person += 1
             inbounds = script.inbounds(_sender(script, person), f"p{person}")
-            result = None
+            reference = None
             for inbound in inbounds:
                 started = clock()
                 result = handle(inbound)
                 on_message(script.name, clock() - started)
-            if result is None or result.complaint_reference is None:
+                reference = reference or result.complaint_reference
+            if reference is None:
                 raise RuntimeError(f"script {script.name} did not submit a report through storage")
     return person
 
@@ -237,7 +238,7 @@ def prepare_postgres(url: str) -> PostgresInfo:
 _AREAS: tuple[tuple[str, str], ...] = (
     ("/dialogs/", "dialog engine (dialogs/)"),
     ("/transitions/", "transitions (state machine library)"),
-    ("/logging/", "logging (records built for transitions' 'Skip binding' warnings)"),
+    ("/logging/", "logging (log records)"),
     ("/bot/", "intake service and rendering (bot/)"),
     ("/storage/", "storage layer (storage/)"),
     ("/babel/", "Babel (catalog look-ups)"),
@@ -577,7 +578,8 @@ METHOD_NOTES = [
     "message at a time: this is latency, not throughput under load.",
     "- Baseline (`bench/ptb_baseline.py`): `Application.builder().token(...)"
     ".persistence(PicklePersistence(...)).concurrent_updates(False).updater(None)` with one "
-    '`ConversationHandler(persistent=True, name="report")` of 20 states (one per engine '
+    '`ConversationHandler(persistent=True, name="report")` of '
+    f"{len(ptb_baseline.STATES)} states (one per engine "
     "state that waits for an answer) and a simple handler per state that keeps the answer in "
     "`context.user_data`, builds the reply text and hands it to an in-memory list. The bot's "
     "request backend answers `getMe` locally and refuses any other call, so nothing touches "

@@ -68,6 +68,7 @@ CHOICES: dict[str, tuple[Choice, ...]] = {
     "review": opt.REVIEW,
     "change": opt.CHANGE,
     "delete_confirm": opt.YES_NO,
+    "cleanup": opt.YES_NO,
 }
 
 QUESTIONS: dict[str, str] = {
@@ -91,6 +92,7 @@ QUESTIONS: dict[str, str] = {
     "review": "Your report: %s. Send it?",
     "change": "Which answer do you want to change?",
     "delete_confirm": "Delete all your data and withdraw your open reports?",
+    "cleanup": "On a shared phone? We can remove this chat from your screen. Remove it?",
 }
 
 NEXT: dict[str, str] = {
@@ -255,6 +257,9 @@ def _answer(state: str) -> Callback:
             return _go(update, ud, "contact_phone")
         if state == "review":
             return _review(update, ud, value)
+        if state == "cleanup":
+            _reply(update, "Thank you. Write to us again at any time.")
+            return _END
         if state == "change":
             ud["editing"] = True
             return _go(update, ud, value)
@@ -278,11 +283,16 @@ def _review(update: Update, ud: dict[str, Any], value: str) -> object:
         answers = {k: v for k, v in ud.items() if k not in ("history", "reports", "editing")}
         reports.append(answers)
         _reply(update, f"Thank you. Your report is sent. Code: RAE-{len(reports):06d}")
-    else:
-        _reply(update, "Your report was cancelled and deleted.")
+        _clear_answers(ud)
+        return _go(update, ud, "cleanup")  # people share phones: offer to clear the chat
+    _reply(update, "Your report was cancelled and deleted.")
+    _clear_answers(ud)
+    return _END
+
+
+def _clear_answers(ud: dict[str, Any]) -> None:
     for key in [k for k in ud if k not in ("language", "reports")]:
         del ud[key]
-    return _END
 
 
 async def _start(update: Update, context: PTBContextTypes.DEFAULT_TYPE) -> object:

@@ -17,8 +17,8 @@ from bot.app import create_app, services
 from bot.channels.telegram import ALLOWED_UPDATES, make_bot
 from bot.i18n_tools import i18n
 from bot.notify_cli import webhooks
-from bot.sms_report import MAX_SEGMENTS, sms_report
 from bot.purge import purge as purge_cases
+from bot.sms_report import MAX_SEGMENTS, sms_report
 from bot.telegram_poll import poll_updates
 from bot.worker import channel_report, run_worker
 from dialogs.messages import Inbound

@@ -10,6 +10,9 @@ STAFF_BLUEPRINTS: tuple[str, ...] = (
     "desk_case",
     "desk_export",
     "desk_admin",
+    "desk_simulator",
+    "desk_campaigns",
+    "desk_stats",
 )
 """The desk's blueprints: every view in them declares its roles."""
 
@@ -24,10 +27,12 @@ def check_views_declare_roles(app: Flask) -> None:
 
 def init_app(app: Flask) -> None:
     """Register the desk: sessions, headers, per-request language, and its blueprints."""
-    from staff import admin, auth, case, export, i18n, inbox, security
+    from staff import admin, auth, campaigns, case, export, i18n, inbox, security, simulator, stats
 
     security.init_app(app)
     i18n.init_app(app)
-    for blueprint in (auth.bp, inbox.bp, case.bp, export.bp, admin.bp):
+    for blueprint in (auth.bp, inbox.bp, case.bp, export.bp, admin.bp, simulator.bp):
+        app.register_blueprint(blueprint)
+    for blueprint in (campaigns.bp, stats.bp):
         app.register_blueprint(blueprint)
     check_views_declare_roles(app)

@@ -35,6 +35,9 @@ ACTIONS: tuple[str, ...] = (
     "user.deactivate",
     "user.activate",
     "account.password",
+    "campaign.create",
+    "campaign.update",
+    "retention.purge",
 )
 """Every action the desk records."""
 

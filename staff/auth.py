@@ -27,7 +27,7 @@ bp = Blueprint(
 
 def landing(user: DeskUser) -> str:
     """Where a staff member starts: the inbox, or statistics for viewers."""
-    return url_for("desk.stats") if user.role is Role.VIEWER else url_for("desk.inbox")
+    return url_for("desk_stats.index") if user.role is Role.VIEWER else url_for("desk.inbox")
 
 
 def _safe_next(target: str | None) -> str | None:

@@ -20,6 +20,8 @@ SAMPLE_ARGS = {
     "user_id": 1,
     "fmt": "csv",
     "filename": "desk.css",
+    "campaign_id": 1,
+    "chart": "area",
 }
 
 
