@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
+import importlib.util
 import ipaddress
 import json
 import logging
@@ -21,6 +23,9 @@ import os
 import random
 import secrets
 import socket
+import ssl
+import sys
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +52,13 @@ from storage.models import Complaint, Contact, utcnow
 
 log = logging.getLogger(__name__)
 
+# httpcore tries `import sniffio` for every lock it sets up (several per request). Without
+# sniffio installed (anyio 4 no longer needs it) each failed import searches sys.path again,
+# which cost about a millisecond per delivery. Recording the absence makes the import fail at
+# once; httpcore then assumes asyncio, which is what runs here.
+if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
+
 SUBMITTED = "complaint.submitted"
 LEGAL_REQUESTED = "legal_support.requested"
 UPDATED = "complaint.updated"
@@ -63,6 +75,9 @@ JITTER = 0.1  # ± a tenth of each wait, so retries to one receiver do not arriv
 TIMEOUT = 15.0
 LEASE = timedelta(seconds=60)  # well above TIMEOUT: a lease must outlive the slowest attempt
 MAX_RETRY_AFTER = 86400.0
+CAPACITY = 32  # requests in flight per worker (and keep-alive clients of its sender)
+TARGETS_TTL = 2.0  # seconds a worker keeps endpoints (URL, secrets) before reading them again
+CONNECTIONS_PER_CLIENT = 4  # a client may hold connections to a few endpoints at once
 MAX_RESPONSE_BYTES = 64 * 1024  # read (and drop) at most this much of an answer
 EVENT_RETENTION = timedelta(days=30)
 USER_AGENT = "Raporto-Webhooks/1"
@@ -207,12 +222,14 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 class GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's pooled transport with the address guard as its network backend."""
 
-    def __init__(self, *, limits: httpx.Limits, allow_private: bool) -> None:
-        super().__init__(limits=limits, trust_env=False)
+    def __init__(
+        self, *, limits: httpx.Limits, allow_private: bool, ssl_context: ssl.SSLContext
+    ) -> None:
+        super().__init__(limits=limits, trust_env=False, verify=ssl_context)
         # httpx has no parameter for the network backend: rebuild its connection pool around
         # ours (tests/bot/test_notify.py checks that a private target is still refused).
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
+            ssl_context=ssl_context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
@@ -432,11 +449,9 @@ def scrub_contact(session: Session, complaint: Complaint) -> int:
 
 
 def _previous(complaint: Complaint, attribute: str) -> Any:
-    """The value an attribute had before this transaction changed it (None when unknown)."""
+    """The value an attribute had before it was set (None when a flush already forgot it)."""
     history = inspect(complaint).attrs[attribute].history
-    if history.deleted:
-        return history.deleted[0]
-    return history.unchanged[0] if history.unchanged else None
+    return history.deleted[0] if history.deleted else None
 
 
 def complaint_updated(
@@ -446,17 +461,23 @@ def complaint_updated(
     previous_status: str | None,
     previous_priority: str | None,
     now: datetime | None = None,
+    changed: Sequence[str] | None = None,
 ) -> WebhookEvent | None:
-    """Queue complaint.updated (or complaint.withdrawn) after a status or priority change."""
+    """Queue complaint.updated (or complaint.withdrawn) after a status or priority change.
+
+    ``changed`` names what changed when the caller knows; otherwise the previous values tell.
+    """
     now = now or utcnow()
-    changed = [
-        name
-        for name, before, after in (
-            ("status", previous_status, complaint.status),
-            ("priority", previous_priority, complaint.priority),
-        )
-        if before != after
-    ]
+    if changed is None:
+        changed = [
+            name
+            for name, before, after in (
+                ("status", previous_status, complaint.status),
+                ("priority", previous_priority, complaint.priority),
+            )
+            if before != after
+        ]
+    changed = list(changed)
     if not changed:
         return None
     if "status" in changed and complaint.status == "withdrawn":
@@ -480,6 +501,7 @@ def on_case_change(session: Session, complaint: Complaint, changes: Mapping[str,
     """The bot.case_events listener: a status or priority change becomes an event."""
     if "status" not in changes and "priority" not in changes:
         return  # assignments, referrals, notes: not events for the receivers
+    # The caller says what changed; the previous value is known unless a flush came between.
     complaint_updated(
         session,
         complaint,
@@ -487,6 +509,7 @@ def on_case_change(session: Session, complaint: Complaint, changes: Mapping[str,
         previous_priority=(
             _previous(complaint, "priority") if "priority" in changes else complaint.priority
         ),
+        changed=[name for name in ("status", "priority") if name in changes],
     )
 
 
@@ -647,39 +670,53 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
 
 
 class WebhookSender:
-    """Signs and posts events over one pooled, keep-alive HTTP client."""
+    """Signs and posts events over pooled keep-alive httpx clients, one request per client.
+
+    httpcore's pool re-checks every idle connection (a getpeername and a poll each) for every
+    request, so one big pool costs more per request the more connections it holds. Many small
+    clients, each lent to one request at a time, keep that cost flat and still reuse their
+    connections (HTTP keep-alive); the most recently used client is lent first.
+    """
 
     def __init__(
         self,
         *,
         allow_private: bool = False,
         timeout: float = TIMEOUT,
-        max_connections: int = 64,
+        max_connections: int = CAPACITY,
         wall_clock: Callable[[], float] | None = None,
     ) -> None:
         self.timeout = timeout
         # webhook-timestamp is checked by receivers against their own clock (±5 minutes), so
         # it is the real time even when tests move the scheduling clock ahead.
         self.wall_clock = wall_clock or (lambda: datetime.now(UTC).timestamp())
+        context = httpx.create_ssl_context()  # one CA bundle load for every client
         limits = httpx.Limits(
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
+            max_connections=CONNECTIONS_PER_CLIENT,
+            max_keepalive_connections=CONNECTIONS_PER_CLIENT,
             keepalive_expiry=30.0,
         )
-        self.client = httpx.AsyncClient(
-            transport=GuardedTransport(limits=limits, allow_private=allow_private),
-            timeout=httpx.Timeout(timeout),
-            follow_redirects=False,  # a redirect could lead anywhere: it counts as a failure
-            trust_env=False,  # no proxies from the environment: they would bypass the guard
-            headers={"user-agent": USER_AGENT},
-        )
+        self.clients = [
+            httpx.AsyncClient(
+                transport=GuardedTransport(
+                    limits=limits, allow_private=allow_private, ssl_context=context
+                ),
+                timeout=httpx.Timeout(timeout),
+                follow_redirects=False,  # a redirect could lead anywhere: it counts as failure
+                trust_env=False,  # no proxies from the environment: they would bypass the guard
+                headers={"user-agent": USER_AGENT},
+            )
+            for _ in range(max(1, max_connections))
+        ]
+        self._idle: asyncio.LifoQueue[httpx.AsyncClient] = asyncio.LifoQueue()
+        for client in reversed(self.clients):
+            self._idle.put_nowait(client)
 
     async def __aenter__(self) -> Self:
-        await self.client.__aenter__()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.client.aclose()
+        await asyncio.gather(*(c.aclose() for c in self.clients))
 
     def headers(self, event_id: str, body: str, target: Target) -> dict[str, str]:
         """The Standard Webhooks headers; one signature per secret while rotating."""
@@ -694,9 +731,10 @@ class WebhookSender:
 
     async def send(self, event_id: str, body: str, target: Target, now: datetime) -> Outcome:
         """One attempt: 2xx is success; anything else, or no answer in time, is a failure."""
+        client = await self._idle.get()
         try:
             async with asyncio.timeout(self.timeout):
-                async with self.client.stream(
+                async with client.stream(
                     "POST",
                     target.url,
                     content=body.encode("utf-8"),
@@ -715,6 +753,8 @@ class WebhookSender:
             if isinstance(exc.__cause__, AddressRefused):
                 return Outcome(False, error=str(exc.__cause__)[:200])
             return Outcome(False, error=f"connection failed: {type(exc).__name__} {exc}"[:200])
+        finally:
+            self._idle.put_nowait(client)
         if 200 <= code < 300:
             return Outcome(True, status=code)
         if code == 410:
@@ -745,7 +785,7 @@ class WebhookWorker:
         *,
         name: str | None = None,
         clock: Callable[[], datetime] = utcnow,
-        capacity: int = 64,
+        capacity: int = CAPACITY,
         lease: timedelta = LEASE,
         poll_interval: float = 1.0,
         database_url: str | None = None,
@@ -765,6 +805,8 @@ class WebhookWorker:
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
         self.flush_every = flush_every
         self._stop = asyncio.Event()
+        self._target_cache: dict[int, Target] = {}
+        self._targets_read_at = float("-inf")
         self.delivered = 0
         self.failed = 0
 
@@ -777,44 +819,70 @@ class WebhookWorker:
     def claim(self, limit: int) -> list[Job]:
         """Lease up to ``limit`` due deliveries to enabled endpoints, oldest due first."""
         now = self.clock()
+        due = (
+            select(WebhookDelivery.id)
+            .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+            .where(
+                WebhookDelivery.status == "pending",
+                WebhookDelivery.next_attempt_at <= now,
+                or_(WebhookDelivery.locked_until.is_(None), WebhookDelivery.locked_until < now),
+                WebhookEndpoint.enabled.is_(True),
+            )
+            # next_attempt_at alone, so the partial index gives the order (no sort of the backlog).
+            .order_by(WebhookDelivery.next_attempt_at)
+            .limit(limit)
+        )
+        lease = {
+            "locked_until": now + self.lease,
+            "locked_by": self.name,
+            "attempts": WebhookDelivery.attempts + 1,
+            "last_attempt_at": now,
+        }
+        wanted = (
+            WebhookDelivery.id,
+            WebhookDelivery.attempts,
+            WebhookDelivery.endpoint_id,
+            WebhookEvent.event_id,
+            WebhookEvent.body,
+        )
         with self.uow() as session:
-            due = (
-                select(WebhookDelivery.id, WebhookDelivery.event_id, WebhookDelivery.endpoint_id,
-                       WebhookDelivery.attempts)
-                .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-                .where(
-                    WebhookDelivery.status == "pending",
-                    WebhookDelivery.next_attempt_at <= now,
-                    or_(WebhookDelivery.locked_until.is_(None), WebhookDelivery.locked_until < now),
-                    WebhookEndpoint.enabled.is_(True),
-                )
-                .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-                .limit(limit)
-            )  # fmt: skip
             if is_postgres(session):
-                due = due.with_for_update(skip_locked=True, of=WebhookDelivery)
-            rows = session.execute(due).all()
+                # One round trip: pick rows no other worker holds, lease them, read the bodies.
+                picked = due.with_for_update(skip_locked=True, of=WebhookDelivery).cte("due")
+                rows = session.execute(
+                    update(WebhookDelivery)
+                    .where(
+                        WebhookDelivery.id == picked.c.id,
+                        WebhookEvent.id == WebhookDelivery.event_id,
+                    )
+                    .values(**lease)
+                    .returning(*wanted)
+                ).all()
+            else:
+                # SQLite has one writer at a time (BEGIN IMMEDIATE), and its RETURNING cannot
+                # name a joined table: lease, then read.
+                ids = list(session.scalars(due))
+                if not ids:
+                    return []
+                session.execute(
+                    update(WebhookDelivery).where(WebhookDelivery.id.in_(ids)).values(**lease)
+                )
+                rows = session.execute(
+                    select(*wanted)
+                    .join(WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id)
+                    .where(WebhookDelivery.id.in_(ids))
+                ).all()
             if not rows:
                 return []
-            session.execute(
-                update(WebhookDelivery)
-                .where(WebhookDelivery.id.in_([r.id for r in rows]))
-                .values(
-                    locked_until=now + self.lease,
-                    locked_by=self.name,
-                    attempts=WebhookDelivery.attempts + 1,
-                    last_attempt_at=now,
-                )
-            )
-            events = {
-                row.id: (row.event_id, row.body)
-                for row in session.execute(
-                    select(WebhookEvent.id, WebhookEvent.event_id, WebhookEvent.body).where(
-                        WebhookEvent.id.in_({r.event_id for r in rows})
-                    )
-                )
-            }
-            targets = {
+            targets = self._targets(session, {r.endpoint_id for r in rows})
+        # attempts as returned already counts this attempt.
+        return [Job(r.id, r.attempts, r.event_id, r.body, targets[r.endpoint_id]) for r in rows]
+
+    def _targets(self, session: Session, wanted: set[int]) -> dict[int, Target]:
+        """Endpoints by id, re-read every few seconds (decrypting secrets is not free)."""
+        stale = time.monotonic() - self._targets_read_at > TARGETS_TTL
+        if stale or not wanted <= self._target_cache.keys():
+            self._target_cache = {
                 row.id: Target.of(row.id, row.name, row.url, row.secrets)
                 for row in session.execute(
                     select(
@@ -822,12 +890,11 @@ class WebhookWorker:
                         WebhookEndpoint.name,
                         WebhookEndpoint.url,
                         WebhookEndpoint.secrets,
-                    ).where(WebhookEndpoint.id.in_({r.endpoint_id for r in rows}))
+                    )
                 )
             }
-        return [
-            Job(r.id, r.attempts + 1, *events[r.event_id], targets[r.endpoint_id]) for r in rows
-        ]
+            self._targets_read_at = time.monotonic()
+        return self._target_cache
 
     def record(self, results: Sequence[tuple[Job, Outcome]]) -> None:
         """Write the outcomes of a batch of attempts in one transaction."""
@@ -947,13 +1014,26 @@ class WebhookWorker:
         loop = asyncio.get_running_loop()
         in_flight: set[asyncio.Task[tuple[Job, Outcome]]] = set()
         pending = _Pending()
+        finished = asyncio.Event()
         last_purge = loop.time()
+
+        def done(task: asyncio.Task[tuple[Job, Outcome]]) -> None:
+            # A callback per task, not asyncio.wait() over all of them: constant work each.
+            in_flight.discard(task)
+            if task.cancelled():
+                return  # shut down mid-request: the lease runs out and it is tried again
+            if not pending.results:
+                pending.since = loop.time()
+            pending.results.append(task.result())  # attempt() catches every failure
+            finished.set()
+
         try:
             while not self._stop.is_set() or in_flight:
                 claimed = 0
-                free = self.capacity - len(in_flight)
+                threshold = max(1, self.capacity // 4)
                 # Claim in chunks, not one by one: each claim is a transaction.
-                if not self._stop.is_set() and free >= max(1, self.capacity // 4):
+                free = self.capacity - len(in_flight)
+                if not self._stop.is_set() and free >= threshold:
                     try:
                         jobs = await asyncio.to_thread(self.claim, free)
                     except Exception:  # noqa: BLE001 - e.g. the database restarting
@@ -961,27 +1041,35 @@ class WebhookWorker:
                         jobs = []
                         await asyncio.sleep(1.0)
                     for job in jobs:
-                        in_flight.add(asyncio.create_task(self.attempt(job)))
+                        task = asyncio.create_task(self.attempt(job))
+                        in_flight.add(task)
+                        task.add_done_callback(done)
                     claimed = len(jobs)
-                if in_flight:
-                    finished, _ = await asyncio.wait(
-                        in_flight, timeout=self.flush_every, return_when=asyncio.FIRST_COMPLETED
-                    )
-                    for task in finished:
-                        in_flight.discard(task)
-                        if not pending.results:
-                            pending.since = loop.time()
-                        pending.results.append(task.result())
-                due = loop.time() - pending.since >= self.flush_every
-                if pending.results and (due or not in_flight or len(pending.results) >= 256):
+                waited = loop.time() - pending.since
+                if pending.results and (
+                    not in_flight or waited >= self.flush_every or len(pending.results) >= 256
+                ):
                     await self._flush(pending)
-                if claimed or in_flight:
+                    continue
+                if in_flight:
+                    if claimed and self.capacity - len(in_flight) >= threshold:
+                        continue  # more may be due: claim again before waiting
+                    # Sleep until an answer arrives or the pending outcomes are due for writing.
+                    finished.clear()
+                    wait = self.flush_every - waited if pending.results else self.flush_every
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(max(wait, 0.001)):
+                            await finished.wait()
+                    continue
+                if claimed:
                     continue
                 if loop.time() - last_purge >= purge_every:
                     await asyncio.to_thread(self._purge_quietly)
                     last_purge = loop.time()
                 await self._idle(listener)
         finally:
+            for task in list(in_flight):
+                task.cancel()
             if pending.results:
                 await self._flush(pending)
             if listener is not None:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -75,7 +76,14 @@ class WebhookDelivery(Base):
     __tablename__ = "webhook_delivery"
     __table_args__ = (
         UniqueConstraint("event_id", "endpoint_id", name="uq_webhook_delivery"),
-        Index("ix_webhook_delivery_due", "status", "next_attempt_at"),
+        # Only what is still to send: the claim walks this in order and stops after a batch,
+        # however many delivered rows the table holds.
+        Index(
+            "ix_webhook_delivery_due",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
         Index("ix_webhook_delivery_endpoint", "endpoint_id", "status"),
     )
 

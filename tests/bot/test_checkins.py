@@ -78,16 +78,16 @@ def test_due_check_in_is_sent_in_working_hours(services: Services) -> None:
     assert "1 Yes\n2 No\n3 I want to talk to someone" in body
 
 
-@pytest.mark.parametrize(("reply", "answer"), [("1", "resolved"), ("2", "not_resolved"),
-                                               ("3", "talk"), ("no", "not_resolved")])
+@pytest.mark.parametrize(
+    ("reply", "answer"),
+    [("1", "resolved"), ("2", "not_resolved"), ("3", "talk"), ("no", "not_resolved")],
+)
 def test_answer_is_recorded_on_the_case(
     services: Services, events: list[dict[str, object]], reply: str, answer: str
 ) -> None:
     complaint = _report(services)
     check_in_id = _schedule(services, complaint, WORKING_HOURS)
-    checkins.send_due_checkins(
-        services.uow, _render(services), WORKING_HOURS, frozenset({"sms"})
-    )
+    checkins.send_due_checkins(services.uow, _render(services), WORKING_HOURS, frozenset({"sms"}))
     result = say(services, reply)
     assert result.complaint_reference is None
     assert len(result.replies) == 1
@@ -118,9 +118,7 @@ def test_telegram_button_answers(services: Services) -> None:
 def test_a_number_in_the_middle_of_a_new_report_is_not_an_answer(services: Services) -> None:
     complaint = _report(services)
     check_in_id = _schedule(services, complaint, WORKING_HOURS)
-    checkins.send_due_checkins(
-        services.uow, _render(services), WORKING_HOURS, frozenset({"sms"})
-    )
+    checkins.send_due_checkins(services.uow, _render(services), WORKING_HOURS, frozenset({"sms"}))
     assert "May we record" in " ".join(texts(say(services, "restart")))  # a new report
     say(services, "1")  # consent, not a check-in answer
     assert _check_in(services, check_in_id).status == "sent"
@@ -131,9 +129,7 @@ def test_no_check_in_for_people_who_cannot_be_reached(services: Services) -> Non
     check_in_id = _schedule(services, complaint, WORKING_HOURS)
     with services.uow() as db:
         db.execute(update(Complaint).values(contact_preference="none"))
-    checkins.send_due_checkins(
-        services.uow, _render(services), WORKING_HOURS, frozenset({"sms"})
-    )
+    checkins.send_due_checkins(services.uow, _render(services), WORKING_HOURS, frozenset({"sms"}))
     assert _check_in(services, check_in_id).status == "cancelled"
 
 
@@ -143,7 +139,9 @@ def test_unanswered_check_ins_expire(services: Services) -> None:
     render = _render(services)
     checkins.send_due_checkins(services.uow, render, WORKING_HOURS, frozenset({"sms"}))
     checkins.send_due_checkins(
-        services.uow, render, WORKING_HOURS + checkins.ANSWER_WINDOW + timedelta(hours=1),
+        services.uow,
+        render,
+        WORKING_HOURS + checkins.ANSWER_WINDOW + timedelta(hours=1),
         frozenset({"sms"}),
     )
     assert _check_in(services, check_in_id).status == "expired"

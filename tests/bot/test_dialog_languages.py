@@ -359,6 +359,7 @@ _ANSWERS = {
     State.CHANGE: ["6", "4"],
     State.DELETE_CONFIRM: ["2"],
     State.IDLE: ["hi"],
+    State.CLEANUP: ["1", "2"],
     State.NEW: ["hi"],
 }
 _NOISE = st.sampled_from(

@@ -267,9 +267,7 @@ def test_violence_in_the_description_makes_it_p1_and_routes_to_police(
         assert "Kosovo Police" in [i["name"] for i in data["suggested_institutions"]]
 
 
-def test_third_similar_complaint_in_90_days_is_a_pattern(
-    database_url: str, tmp_path: Path
-) -> None:
+def test_third_similar_complaint_in_90_days_is_a_pattern(database_url: str, tmp_path: Path) -> None:
     with harness(database_url, tmp_path) as h:
         for n in range(3):
             submit(h.services, sender=f"+3834400000{n}", stakes="7", legal=False)
@@ -329,6 +327,22 @@ def test_status_and_priority_changes_emit_complaint_updated(
         # Both teams hear about a legal case's changes.
         names = sorted(n for t, n, *_ in deliveries(h.services) if t == UPDATED)
         assert names == ["legal", "legal", "prioritisation", "prioritisation"]
+
+
+def test_a_change_announced_after_a_flush_still_becomes_an_event(
+    sqlite_only_url: str, tmp_path: Path
+) -> None:
+    with harness(sqlite_only_url, tmp_path) as h:
+        submit(h.services, legal=False)
+        with h.services.uow() as session:
+            complaint = session.scalars(select(Complaint)).one()
+            complaint.status = "referred"
+            session.flush()  # e.g. an audit row written first: the old value is forgotten
+            case_events.complaint_updated(session, complaint, {"status": "referred"})
+        [update_] = [e for e in stored_events(h.services) if e["type"] == UPDATED]
+        assert update_["data"]["changed"] == ["status"]
+        assert update_["data"]["previous_status"] is None
+        validate(update_)
 
 
 def test_updates_of_non_legal_cases_do_not_reach_the_legal_team(
@@ -589,7 +603,9 @@ def test_private_targets_are_refused_unless_allowed(
     with harness(sqlite_only_url, tmp_path) as h:
         _single_endpoint(h, h.prio)
         with h.services.uow() as session:
-            session.execute(update(WebhookEndpoint).values(url=f"http://{host}:{h.prio.port}/hooks"))
+            session.execute(
+                update(WebhookEndpoint).values(url=f"http://{host}:{h.prio.port}/hooks")
+            )
         submit(h.services, legal=False)
         deliver(h, allow_private=False)
         assert h.prio.received() == []
@@ -633,9 +649,11 @@ def test_two_secrets_sign_side_by_side_during_rotation(
     sqlite_only_url: str, tmp_path: Path
 ) -> None:
     old, new = new_secret(), new_secret()
-    with WebhookReceiver(old) as knows_old, WebhookReceiver(new) as knows_new, harness(
-        sqlite_only_url, tmp_path
-    ) as h:
+    with (
+        WebhookReceiver(old) as knows_old,
+        WebhookReceiver(new) as knows_new,
+        harness(sqlite_only_url, tmp_path) as h,
+    ):
         with h.services.uow() as session:
             session.execute(update(WebhookEndpoint).where(WebhookEndpoint.name == "legal")
                             .values(url=knows_old.url, secrets=[new, old]))  # fmt: skip
@@ -671,9 +689,7 @@ def test_nothing_personal_or_secret_is_logged(
 # --- configured endpoints --------------------------------------------------------------------
 
 
-def test_configured_endpoints_are_synced_at_start_up(
-    sqlite_only_url: str, tmp_path: Path
-) -> None:
+def test_configured_endpoints_are_synced_at_start_up(sqlite_only_url: str, tmp_path: Path) -> None:
     with harness(sqlite_only_url, tmp_path) as h:
         with h.services.uow() as session:
             rows = {e.name: e for e in session.scalars(select(WebhookEndpoint))}
@@ -757,9 +773,10 @@ def test_two_workers_share_the_work_and_deliver_each_event_once(
         queue_raw_events(h.services, 120)
 
         async def go() -> None:
-            async with open_worker(h.services, name="a", capacity=8) as a, open_worker(
-                h.services, name="b", capacity=8
-            ) as b:
+            async with (
+                open_worker(h.services, name="a", capacity=8) as a,
+                open_worker(h.services, name="b", capacity=8) as b,
+            ):
                 # Claims never overlap: SKIP LOCKED, then the lease.
                 first = await asyncio.to_thread(a.claim, 10)
                 second = await asyncio.to_thread(b.claim, 10)
@@ -806,8 +823,14 @@ def test_a_worker_killed_mid_batch_loses_nothing(postgres_url: str, tmp_path: Pa
         h.prio.answer_always(Answer(204, delay=0.3))
         queue_raw_events(h.services, 30)
         proc = subprocess.Popen(  # noqa: S603 - our own interpreter and script
-            [sys.executable, "-c", KILLED_WORKER, PG_URL, ",".join(TEST_FERNET_KEYS),
-             TEST_HASH_KEY],  # fmt: skip
+            [
+                sys.executable,
+                "-c",
+                KILLED_WORKER,
+                PG_URL,
+                ",".join(TEST_FERNET_KEYS),
+                TEST_HASH_KEY,
+            ],  # fmt: skip
             cwd=PROJECT_DIR,
             env={**os.environ, "PYTHONPATH": str(PROJECT_DIR)},
         )

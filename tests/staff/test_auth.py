@@ -88,9 +88,7 @@ def test_idle_and_expired_sessions_end(app: Flask, desk: Services) -> None:
     client = app.test_client()
     login(client, "triage")
     with desk.uow() as db:
-        db.execute(
-            update(StaffSession).values(last_seen_at=utcnow() - accounts.SESSION_IDLE * 2)
-        )
+        db.execute(update(StaffSession).values(last_seen_at=utcnow() - accounts.SESSION_IDLE * 2))
     assert client.get("/desk/").status_code == 302
 
 

@@ -173,7 +173,10 @@ def test_telegram_report_with_another_phone_gets_sms_only_when_sms_is_on(
     settings: Settings, desk: Services, app: Flask
 ) -> None:
     reference = make_complaint(
-        desk, channel="telegram", phone="12345", contact_preference="other",
+        desk,
+        channel="telegram",
+        phone="12345",
+        contact_preference="other",
         contact_phone="+38349111222",
     )
     client = app.test_client()
@@ -238,9 +241,7 @@ def test_withdrawn_cases_cannot_change_status(app: Flask, desk: Services) -> Non
     assert _complaint(desk, reference).status == "withdrawn"
 
 
-def test_assign_refer_and_note(
-    app: Flask, desk: Services, events: list[dict[str, object]]
-) -> None:
+def test_assign_refer_and_note(app: Flask, desk: Services, events: list[dict[str, object]]) -> None:
     reference = make_complaint(desk, legal_support=True)
     with desk.uow() as db:
         legal_id = db.scalars(select(StaffUser.id).where(StaffUser.role == "legal")).one()

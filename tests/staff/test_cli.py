@@ -48,8 +48,16 @@ def test_reset_password_unlocks_and_lets_the_user_in(app: Flask) -> None:
     runner = app.test_cli_runner()
     runner.invoke(
         staff,
-        ["create", "--role", "triage", "--email", "triage@desk.test", "--name", "T",
-         "--password-stdin"],
+        [
+            "create",
+            "--role",
+            "triage",
+            "--email",
+            "triage@desk.test",
+            "--name",
+            "T",
+            "--password-stdin",
+        ],
         input="first long password\n",
     )
     services: Services = app.extensions["raporto"]
@@ -57,7 +65,8 @@ def test_reset_password_unlocks_and_lets_the_user_in(app: Flask) -> None:
         user = db.scalars(select(StaffUser)).one()
         user.failed_logins = 3
     result = runner.invoke(
-        staff, ["reset-password", "TRIAGE@desk.test", "--password-stdin"],
+        staff,
+        ["reset-password", "TRIAGE@desk.test", "--password-stdin"],
         input="second long password\n",
     )
     assert result.exit_code == 0, result.output

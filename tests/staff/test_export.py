@@ -22,7 +22,7 @@ def _csv(data: bytes) -> list[dict[str, str]]:
 
 
 def test_csv_export_has_every_visible_complaint(app: Flask, desk: Services) -> None:
-    a = make_complaint(desk, description="Line one,\nline \"two\"", stakes=["child", "home"])
+    a = make_complaint(desk, description='Line one,\nline "two"', stakes=["child", "home"])
     b = make_complaint(desk, area="health", legal_support=True)
     hidden = make_complaint(desk, is_test=True)
     client = app.test_client()

@@ -64,9 +64,7 @@ def test_a_view_without_declared_roles_stops_the_app(app: Flask) -> None:
     bp_app.view_functions["desk.forgotten"] = lambda: "personal data"
     with pytest.raises(RuntimeError, match="declares no roles"):
         check_views_declare_roles(bp_app)
-    bp_app.view_functions["desk.forgotten"] = roles_required(frozenset({Role.ADMIN}))(
-        lambda: "ok"
-    )
+    bp_app.view_functions["desk.forgotten"] = roles_required(frozenset({Role.ADMIN}))(lambda: "ok")
     check_views_declare_roles(bp_app)
 
 

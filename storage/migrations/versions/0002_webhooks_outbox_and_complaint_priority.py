@@ -71,7 +71,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('event_id', 'endpoint_id', name='uq_webhook_delivery')
     )
     with op.batch_alter_table('webhook_delivery', schema=None) as batch_op:
-        batch_op.create_index('ix_webhook_delivery_due', ['status', 'next_attempt_at'], unique=False)
+        batch_op.create_index('ix_webhook_delivery_due', ['next_attempt_at'], unique=False, postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'"))
         batch_op.create_index('ix_webhook_delivery_endpoint', ['endpoint_id', 'status'], unique=False)
 
     with op.batch_alter_table('complaint', schema=None) as batch_op:
