@@ -361,6 +361,7 @@ def measure_sender(port: int, count: int, capacity: int) -> float:
 
 
 def _verdict(ok: bool) -> str:
+    """How a target came out."""
     return "met" if ok else "**missed**"
 
 
@@ -371,6 +372,14 @@ def render(
     """The Markdown section."""
     rate = runs[0]
     two = runs[-1]
+    alone = [r for r in runs if r.workers == 1]
+    met = [r.rate_per_worker >= TARGET_RATE for r in alone]
+    if all(met):
+        rate_verdict = "met"
+    elif any(met):
+        rate_verdict = f"met in {sum(met)} of {len(met)} one-worker runs (see the load column)"
+    else:
+        rate_verdict = "**missed**"
     lines = [
         f"## {TITLE}",
         "",
@@ -386,8 +395,9 @@ def render(
         "",
         "| target | measured | verdict |",
         "| --- | --- | --- |",
-        f"| ≥ {TARGET_RATE:.0f} deliveries/s per worker | {rate.rate_per_worker:.0f}/s "
-        f"(one worker, {rate.events:,} events) | {_verdict(rate.rate_per_worker >= TARGET_RATE)} |",
+        f"| ≥ {TARGET_RATE:.0f} deliveries/s per worker | "
+        + "; ".join(f"{r.rate_per_worker:.0f}/s ({r.events:,} events)" for r in alone)
+        + f" | {rate_verdict} |",
         f"| {plan.backlog:,} backlog drained in < {TARGET_DRAIN_S / 60:.0f} min with two workers "
         f"| {two.seconds:.0f} s | {_verdict(two.seconds < TARGET_DRAIN_S)} |",
         "",
