@@ -43,6 +43,7 @@ class Script:
 
 
 def _typed(*texts: str) -> tuple[Say, ...]:
+    """Typed messages, one per text."""
     return tuple(Say(t) for t in texts)
 
 

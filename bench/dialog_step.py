@@ -153,6 +153,7 @@ def bench_settings(database_url: str, folder: Path) -> Settings:
 
 
 def _sender(script: Script, n: int) -> str:
+    """A phone number (SMS) or a chat id (Telegram) for person ``n``."""
     return f"+38344{n:06d}" if script.channel == "sms" else str(700_000_000 + n)
 
 
@@ -347,11 +348,13 @@ def profile_engine(lexicon: Lexicon, reps: int) -> str:
 
 
 def _verdict(value: float, limit: float, *, at_most: bool = True) -> str:
+    """Whether a measured value meets its target, in bold."""
     ok = value <= limit if at_most else value >= limit
     return "**met**" if ok else "**missed**"
 
 
 def _row(cells: Sequence[str]) -> str:
+    """One Markdown table row."""
     return "| " + " | ".join(cells) + " |"
 
 
@@ -372,10 +375,12 @@ class Results:
 
 
 def _stats_cells(summary: Summary, unit: Callable[[float], str]) -> list[str]:
+    """Median, p95, mean and count cells in a unit."""
     return [unit(summary.median), unit(summary.p95), unit(summary.mean), str(summary.n)]
 
 
 def _target_rows(r: Results) -> list[str]:
+    """The rows of the targets table."""
     eng = r.engine.summary()
     rows = [
         _row(

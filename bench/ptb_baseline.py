@@ -169,6 +169,7 @@ def _question(state: str, ud: dict[str, Any]) -> str:
 
 
 def _reply(update: Update, text: str) -> None:
+    """Hand a reply to the in-memory sink instead of the Bot API."""
     chat = update.effective_chat
     SENT.append((chat.id if chat else 0, text))
 
@@ -213,6 +214,7 @@ def _answer(state: str) -> Callback:
     """The handler of one state: keep the answer, reply with the next question."""
 
     async def callback(update: Update, context: PTBContextTypes.DEFAULT_TYPE) -> object:
+        """Handle an answer to this state."""
         ud: dict[str, Any] = context.user_data if context.user_data is not None else {}
         text, pressed = _read(update)
         if state == "language":
@@ -275,6 +277,7 @@ def _answer(state: str) -> Callback:
 
 
 def _review(update: Update, ud: dict[str, Any], value: str) -> object:
+    """The review's answer: send (then offer to clear the chat), change or cancel."""
     ud["editing"] = False
     if value == "change":
         return _go(update, ud, "change")
@@ -291,6 +294,7 @@ def _review(update: Update, ud: dict[str, Any], value: str) -> object:
 
 
 def _clear_answers(ud: dict[str, Any]) -> None:
+    """Forget the answers of the finished report; keep the language and reports."""
     for key in [k for k in ud if k not in ("language", "reports")]:
         del ud[key]
 
@@ -394,6 +398,7 @@ class BaselineRun:
     """Timings of one baseline run, per message, and what its persistence wrote."""
 
     def __init__(self) -> None:
+        """Nothing measured yet."""
         self.samples_ns: list[int] = []
         self.final_flush_ns = 0
         self.pickle_bytes = 0
@@ -437,6 +442,7 @@ def preload(pickle_path: Path, people: int) -> None:
 async def _run(
     scripts: Sequence[Script], repetitions: int, warmup: int, pickle_path: Path, *, durable: bool
 ) -> BaselineRun:
+    """Feed every script to a fresh Application, timing each update."""
     application = build_application(pickle_path)
     await application.initialize()
     run = BaselineRun()

@@ -19,9 +19,11 @@ in `bench/` and replaced whole when that benchmark runs again; text outside the 
 
 Run every benchmark with `make bench` (`.venv/bin/python -m bench`), or one of them with
 `.venv/bin/python -m bench NAME` (`--list` shows the names, `--quick` makes a short smoke run,
-`--profile` prints where the time goes). PostgreSQL is taken from `BENCH_DATABASE_URL`
-(default `postgresql+psycopg://postgres@127.0.0.1:5432/raporto_bench`; the benchmark creates that
-database and drops its schema at the start, so never point it at a database you keep).
+`--profile` prints where the time goes). Benchmarks on PostgreSQL use databases of their own
+on `127.0.0.1:5432` (`raporto_bench` for the dialog step, `BENCH_DATABASE_URL` to change it; the
+others name theirs in their sections): each creates its database when missing and drops its
+schema at the start, so never point one at a database you keep. Each section records the machine,
+the date, the load on the machine and the exact command; numbers from a busy machine are slower.
 """
 
 
