@@ -163,9 +163,7 @@ def purge(older_than_days: int | None) -> None:
     svc = services()
     days = svc.settings.retention_days if older_than_days is None else older_than_days
     with svc.uow() as session:
-        counts = purge_cases(
-            session, older_than_days=days, storage_dir=svc.settings.storage_dir
-        )
+        counts = purge_cases(session, older_than_days=days, storage_dir=svc.settings.storage_dir)
         audit.record(
             session,
             "retention.purge",

@@ -451,7 +451,7 @@ class DeliveryWorker:
 
     async def run(self, *, housekeeping_every: float = 15.0) -> None:
         """Send until stopped; wake on NOTIFY (PostgreSQL) or a short poll (SQLite)."""
-        listener = _Listener(self.database_url) if self.database_url else None
+        listener = Listener(self.database_url) if self.database_url else None
         if listener is not None:
             await asyncio.to_thread(listener.start)
         loop = asyncio.get_running_loop()
@@ -485,11 +485,12 @@ class DeliveryWorker:
                 await asyncio.to_thread(listener.close)
 
 
-class _Listener:
-    """LISTEN on PostgreSQL so a commit with new outbox rows wakes the worker at once."""
+class Listener:
+    """LISTEN on a PostgreSQL channel so a commit that NOTIFYs it wakes a worker at once."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, channel: str = NOTIFY_CHANNEL) -> None:
         self.database_url = database_url
+        self.channel = channel
         self.ready = False
         self._conn: object | None = None
 
@@ -501,9 +502,9 @@ class _Listener:
         url = self.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
         try:
             conn = psycopg.connect(url, autocommit=True)
-            conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            conn.execute(f"LISTEN {self.channel}")
         except psycopg.Error:
-            log.warning("LISTEN failed; polling instead")
+            log.warning("LISTEN %s failed; polling instead", self.channel)
             return
         self._conn = conn
         self.ready = True

@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
 from bot import case_events
+from bot.delivery import Listener
 from bot.priority import REPEAT_WINDOW_DAYS, Assessment, Reason, assess, counts_for_pattern
 from bot.routing import LEGAL_SUPPORT_SIGNAL, RoutingTable
 from bot.settings import Settings, SettingsError
@@ -1008,7 +1009,7 @@ class WebhookWorker:
 
     async def run(self, *, purge_every: float = 3600.0) -> None:
         """Deliver until stopped: keep up to ``capacity`` requests in flight, record in batches."""
-        listener = _Listener(self.database_url) if self.database_url else None
+        listener = Listener(self.database_url, NOTIFY_CHANNEL) if self.database_url else None
         if listener is not None:
             await asyncio.to_thread(listener.start)
         loop = asyncio.get_running_loop()
@@ -1091,7 +1092,7 @@ class WebhookWorker:
         if purged:
             log.info("purged %d webhook events past retention", purged)
 
-    async def _idle(self, listener: _Listener | None) -> None:
+    async def _idle(self, listener: Listener | None) -> None:
         """Wait for a NOTIFY (PostgreSQL), a stop, or the poll interval (retries falling due)."""
         stop = asyncio.ensure_future(self._stop.wait())
         try:
@@ -1103,45 +1104,6 @@ class WebhookWorker:
                 await asyncio.wait({stop}, timeout=self.poll_interval)
         finally:
             stop.cancel()
-
-
-class _Listener:
-    """LISTEN on PostgreSQL so a committed event wakes the workers at once."""
-
-    def __init__(self, database_url: str) -> None:
-        self.database_url = database_url
-        self.ready = False
-        self._conn: Any = None
-
-    def start(self) -> None:
-        if not self.database_url.startswith("postgresql"):
-            return
-        import psycopg
-
-        url = self.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
-        try:
-            conn = psycopg.connect(url, autocommit=True)
-            conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-        except psycopg.Error:
-            log.warning("LISTEN failed; polling for webhook events instead")
-            return
-        self._conn = conn
-        self.ready = True
-
-    def wait(self, timeout: float) -> None:
-        import psycopg
-
-        if self._conn is None:
-            return
-        try:
-            for _ in self._conn.notifies(timeout=timeout, stop_after=1):
-                pass
-        except psycopg.Error:
-            self.ready = False
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
 
 
 def make_webhook_worker(
