@@ -25,7 +25,8 @@ from dialogs.lexicon import Lexicon
 from dialogs.messages import Choice, Inbound, Prompt
 from dialogs.options import N_, Cx
 from storage.db import UnitOfWork, is_postgres
-from storage.models import Complaint, Contact, Message
+from storage.intake_store import ContactRow
+from storage.models import Complaint, Message
 from storage.staff_models import CheckIn
 
 STEP = "checkin"
@@ -157,7 +158,7 @@ class Answered:
 
 def take_answer(
     session: Session,
-    contact: Contact,
+    contact: ContactRow,
     inbound: Inbound,
     lexicon: Lexicon,
     now: datetime,
@@ -215,9 +216,9 @@ REPLY_THANKS = N_(
 
 def take_reply(
     session: Session,
-    contact: Contact,
+    contact: ContactRow,
     inbound: Inbound,
-    logged: Message,
+    logged_id: int,
     lexicon: Lexicon,
     now: datetime,
     state: str | None,
@@ -247,8 +248,10 @@ def take_reply(
     complaint = session.get(Complaint, complaint_id) if complaint_id is not None else None
     if complaint is None:
         return None
-    logged.complaint_id = complaint.id
+    session.execute(
+        update(Message).where(Message.id == logged_id).values(complaint_id=complaint.id)
+    )
     complaint.updated_at = now
-    case_events.complaint_updated(session, complaint, {"reply": logged.id})
+    case_events.complaint_updated(session, complaint, {"reply": logged_id})
     prompt = Prompt(REPLY_THANKS, {"reference": complaint.reference}, ack=True)
     return Answered(prompt, complaint.language)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,15 +39,10 @@ from dialogs.messages import (
 )
 from dialogs.options import N_, STATUS_LABELS
 from storage.crypto import keyring
-from storage.db import UnitOfWork
+from storage.db import UnitOfWork, is_postgres
+from storage.intake_store import ContactRow, ConversationRow, IntakeStore
 from storage.models import Attachment, Complaint, Contact, Message, utcnow
-from storage.models import Conversation as ConversationRow
-from storage.repositories import (
-    ComplaintRepository,
-    ContactRepository,
-    ConversationRepository,
-    MessageRepository,
-)
+from storage.repositories import ComplaintRepository, MessageRepository
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +117,7 @@ class IntakeService:
         extra = _Extra(callback_query_id, chat_message_id, opt_out_type)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                with self.uow() as session:
+                with self.uow.core() as session:
                     return self._handle(session, inbound, extra, is_test=is_test)
             except (StaleDataError, IntegrityError, OperationalError) as exc:
                 # Another message from the same person, or a colliding reference code: the
@@ -136,34 +131,36 @@ class IntakeService:
         self, session: Session, inbound: Inbound, extra: _Extra, *, is_test: bool
     ) -> HandleResult:
         now = self.clock()
-        contacts = ContactRepository(session)
-        messages = MessageRepository(session)
-        contact, _ = contacts.get_or_create(inbound.channel, inbound.sender, is_test=is_test)
+        store = IntakeStore(session, lock=is_postgres(session))
+        contact, row = store.load_or_create(
+            inbound.channel, inbound.sender, is_test=is_test, now=now
+        )
+        stored_contact = replace(contact)
         text = inbound.text[:MAX_TEXT_CHARS]
-        logged = messages.record_inbound(
+        logged = store.record_inbound(
             inbound.channel,
             inbound.message_id,
-            contact,
+            contact.id,
             text,
             chat_message_id=extra.chat_message_id,
+            now=now,
         )
         if logged is None:
             return HandleResult(duplicate=True)
         if extra.callback_query_id is not None and not is_test:
             # Every button press is answered, or the person's app shows a spinner.
-            messages.queue_outbound(
-                None,
-                inbound.channel,
-                inbound.sender,
-                "",
-                {"callback_query_id": extra.callback_query_id},
+            store.queue(
+                contact_id=None,
+                channel=inbound.channel,
+                to_address=inbound.sender,
+                body="",
+                reply_markup={"callback_query_id": extra.callback_query_id},
                 now=now,
                 kind="callback_answer",
             )
-        row = ConversationRepository(session).for_contact(contact)
         if inbound.channel == "sms" and row is not None and row.state in ACK_STATES:
             # A new message makes a pending "got it" moot: the reply to this one follows.
-            messages.drop_pending(_ack_key(contact))
+            store.drop_pending(_ack_key(contact.id))
         # An answer to a check-in the desk sent ("1 Yes 2 No 3 talk"), or a reply to a message
         # from the desk, goes to its case and is thanked; all else goes to the dialog engine.
         state = row.state if row else None
@@ -171,7 +168,19 @@ class IntakeService:
             session, contact, inbound, self.lexicon, now, state
         ) or checkins.take_reply(session, contact, inbound, logged, self.lexicon, now, state)
         if answered is not None:
-            return self._checkin_answered(session, contact, inbound, answered, now, is_test, row)
+            queued = self._queue(
+                store,
+                contact,
+                inbound,
+                [answered.reply],
+                answered.language,
+                now,
+                forget=False,
+                is_test=is_test,
+                suppress=False,
+            )
+            self._notify(session, queued, is_test)
+            return HandleResult(replies=queued, state=state)
         snapshot = _snapshot(row, contact)
         reference = new_reference()
         ctx = Context(
@@ -179,7 +188,6 @@ class IntakeService:
         )
         result = complaint_dialog.step(snapshot, inbound, ctx)
         conv = result.conversation
-        replies: list[Prompt] = []
         status_replies: list[Prompt] = []
         forget = False
         submitted: Complaint | None = None
@@ -195,7 +203,7 @@ class IntakeService:
             elif isinstance(effect, SetPlainLetters):
                 contact.plain_letters = effect.on
             elif isinstance(effect, ClearChat):
-                self._clear_chat(session, contact, inbound, now, is_test=is_test)
+                self._clear_chat(session, store, contact, inbound, now, is_test=is_test)
             elif isinstance(effect, StatusQuery):
                 status_replies.append(self._status(session, contact, effect))
             elif isinstance(effect, Forget | DeleteMyData):
@@ -204,24 +212,25 @@ class IntakeService:
                 forget = True
         replies = status_replies + result.replies
         language = conv.language or contact.language or "en"
-        if forget:
-            self._forget(session, contact, row)
-            row = None
-        elif row is None:
-            row = ConversationRow(contact_id=contact.id, state=conv.state, answers={})
-            session.add(row)
-        if row is not None:
-            row.state = conv.state
-            row.answers = conv.answers
-            row.flow = conv.to_json()
-            row.campaign = conv.campaign
-            row.updated_at = now
-            row.reminded_at = None
         carrier_opt_out = inbound.channel == "sms" and (
             extra.opt_out_type == "STOP" or self.lexicon.carrier_stop_word(inbound.text)
         )
+        if forget:
+            self._forget(session, store, contact)
+        else:
+            if contact != stored_contact:
+                store.save_contact(contact)
+            store.save_conversation(
+                contact.id,
+                row,
+                state=conv.state,
+                answers=conv.answers,
+                flow=conv.to_json(),
+                campaign=conv.campaign,
+                now=now,
+            )
         queued = self._queue(
-            session,
+            store,
             contact,
             inbound,
             replies,
@@ -231,45 +240,22 @@ class IntakeService:
             is_test=is_test,
             suppress=carrier_opt_out,
         )
-        session.flush()
-        if self.on_queued is not None and queued and not is_test:
-            self.on_queued(session)
+        self._notify(session, queued, is_test)
         return HandleResult(
             replies=queued,
             complaint_reference=submitted.reference if submitted else None,
             state=conv.state,
         )
 
-    def _checkin_answered(
-        self,
-        session: Session,
-        contact: Contact,
-        inbound: Inbound,
-        answered: checkins.Answered,
-        now: datetime,
-        is_test: bool,
-        row: ConversationRow | None,
-    ) -> HandleResult:
-        queued = self._queue(
-            session,
-            contact,
-            inbound,
-            [answered.reply],
-            answered.language,
-            now,
-            forget=False,
-            is_test=is_test,
-            suppress=False,
-        )
-        session.flush()
+    def _notify(self, session: Session, queued: list[Reply], is_test: bool) -> None:
+        """Wake the delivery worker when something is waiting to be sent."""
         if self.on_queued is not None and queued and not is_test:
             self.on_queued(session)
-        return HandleResult(replies=queued, state=row.state if row else None)
 
     def _queue(
         self,
-        session: Session,
-        contact: Contact,
+        store: IntakeStore,
+        contact: ContactRow,
         inbound: Inbound,
         prompts: list[Prompt],
         language: str,
@@ -279,9 +265,7 @@ class IntakeService:
         is_test: bool,
         suppress: bool,
     ) -> list[Reply]:
-        messages = MessageRepository(session)
         out: list[Reply] = []
-        rows: list[Message] = []
         for prompt in prompts:
             rendered = self.renderer.render(
                 prompt, language, inbound.channel, plain_letters=contact.plain_letters
@@ -294,34 +278,28 @@ class IntakeService:
             not_before = None
             if prompt.ack and inbound.channel == "sms" and status == "queued":
                 # SMS parts of one long text arrive seconds apart: one "got it" for all of them.
-                coalesce = _ack_key(contact)
+                coalesce = _ack_key(contact.id)
                 not_before = now + SMS_ACK_DELAY
-            row = messages.queue_outbound(
-                None if forget else contact,
-                inbound.channel,
-                inbound.sender,
-                rendered.text,
-                rendered.reply_markup,
+            message_id = store.queue(
+                contact_id=None if forget else contact.id,
+                channel=inbound.channel,
+                to_address=inbound.sender,
+                body=rendered.text,
+                reply_markup=rendered.reply_markup,
                 now=now,
                 ephemeral=forget,
                 status=status,
                 coalesce_key=coalesce,
                 not_before=not_before,
+                erase=forget and status in ("local", "suppressed"),
             )
-            if forget and status in ("local", "suppressed"):
-                row.body = None
-                row.to_address = None
-            out.append(Reply(inbound.channel, rendered))
-            rows.append(row)
-        session.flush()  # once for all replies: ids for the caller
-        for reply, row in zip(out, rows, strict=True):
-            reply.message_id = row.id
+            out.append(Reply(inbound.channel, rendered, message_id))
         return out
 
     def _submit(
         self,
         session: Session,
-        contact: Contact,
+        contact: ContactRow,
         inbound: Inbound,
         effect: Submit,
         *,
@@ -367,7 +345,7 @@ class IntakeService:
             self.complaints.submitted(session, complaint, self.clock())
         return complaint
 
-    def _status(self, session: Session, contact: Contact, query: StatusQuery) -> Prompt:
+    def _status(self, session: Session, contact: ContactRow, query: StatusQuery) -> Prompt:
         complaint = ComplaintRepository(session).by_reference(query.reference)
         allowed = complaint is not None and (
             complaint.contact_id == contact.id
@@ -394,7 +372,14 @@ class IntakeService:
         )
 
     def _clear_chat(
-        self, session: Session, contact: Contact, inbound: Inbound, now: datetime, *, is_test: bool
+        self,
+        session: Session,
+        store: IntakeStore,
+        contact: ContactRow,
+        inbound: Inbound,
+        now: datetime,
+        *,
+        is_test: bool,
     ) -> None:
         """Queue deletions of this chat's messages (Telegram allows it for 48 hours)."""
         if is_test or inbound.channel != "telegram":
@@ -407,20 +392,19 @@ class IntakeService:
                 Message.created_at >= since,
             )
         ).all()
-        messages = MessageRepository(session)
         for chat_message_id in ids:
-            messages.queue_outbound(
-                None,
-                inbound.channel,
-                inbound.sender,
-                "",
-                {"message_id": int(chat_message_id or 0)},
+            store.queue(
+                contact_id=None,
+                channel=inbound.channel,
+                to_address=inbound.sender,
+                body="",
+                reply_markup={"message_id": int(chat_message_id or 0)},
                 now=now,
                 kind="delete",
             )
 
-    def _withdraw(self, session: Session, contact: Contact, now: datetime) -> None:
-        for complaint in ComplaintRepository(session).of_contact(contact):
+    def _withdraw(self, session: Session, contact: ContactRow, now: datetime) -> None:
+        for complaint in ComplaintRepository(session).of_contact(contact.id):
             previous_status = complaint.status
             complaint.contact_phone = None
             complaint.contact_id = None
@@ -431,14 +415,15 @@ class IntakeService:
             if self.complaints is not None:
                 self.complaints.withdrawn(session, complaint, previous_status, now)
 
-    def _forget(self, session: Session, contact: Contact, row: ConversationRow | None) -> None:
+    def _forget(self, session: Session, store: IntakeStore, contact: ContactRow) -> None:
         """Keep nothing about the person: messages erased, conversation and contact deleted."""
-        MessageRepository(session).forget_contact(contact)
-        if row is not None:
-            session.delete(row)
-        session.flush()
+        session.flush()  # ORM changes of this message (a withdrawn report) go first
+        MessageRepository(session).forget_contact(contact.id)
+        store.delete_conversation(contact.id)
         session.execute(delete(Contact).where(Contact.id == contact.id))
-        session.expunge(contact)
+        loaded = session.identity_map.get(session.identity_key(Contact, contact.id))
+        if loaded is not None:
+            session.expunge(loaded)  # loaded by the webhook events of a withdrawn report
 
 
 @dataclass(frozen=True)
@@ -450,11 +435,11 @@ class _Extra:
     opt_out_type: str | None = None
 
 
-def _ack_key(contact: Contact) -> str:
-    return f"ack:{contact.id}"
+def _ack_key(contact_id: int) -> str:
+    return f"ack:{contact_id}"
 
 
-def _snapshot(row: ConversationRow | None, contact: Contact) -> Conversation:
+def _snapshot(row: ConversationRow | None, contact: ContactRow) -> Conversation:
     """The engine's view of a stored conversation."""
     if row is None:
         return Conversation(
@@ -463,14 +448,14 @@ def _snapshot(row: ConversationRow | None, contact: Contact) -> Conversation:
             opted_out=contact.opted_out_at is not None,
             plain_letters=contact.plain_letters,
         )
-    flow = row.flow or {}
+    flow = row.flow
     state = row.state
     if contact.language is None and state != complaint_dialog.State.LANGUAGE.value:
         state = complaint_dialog.State.NEW.value
     return Conversation(
         state=state,
         language=contact.language,
-        answers=dict(row.answers or {}),
+        answers=dict(row.answers),
         history=list(flow.get("history", [])),
         misses=int(flow.get("misses", 0)),
         editing=bool(flow.get("editing", False)),

@@ -187,17 +187,17 @@ class MessageRepository:
         )
         return int(getattr(result, "rowcount", 0) or 0)
 
-    def forget_contact(self, contact: Contact) -> None:
+    def forget_contact(self, contact_id: int) -> None:
         """Erase the bodies of a contact's messages and cut them loose from the contact."""
         self.session.execute(
             update(Message)
-            .where(Message.contact_id == contact.id, Message.direction == "in")
+            .where(Message.contact_id == contact_id, Message.direction == "in")
             .values(body=None, contact_id=None)
         )
         # Outbound rows still waiting keep their own address until sent, then erase it.
         self.session.execute(
             update(Message)
-            .where(Message.contact_id == contact.id, Message.direction == "out")
+            .where(Message.contact_id == contact_id, Message.direction == "out")
             .values(contact_id=None, ephemeral=True)
         )
         self.session.execute(
@@ -231,10 +231,10 @@ class ComplaintRepository:
             is not None
         )
 
-    def of_contact(self, contact: Contact) -> list[Complaint]:
+    def of_contact(self, contact_id: int) -> list[Complaint]:
         """Every complaint this contact submitted."""
         return list(
-            self.session.scalars(select(Complaint).where(Complaint.contact_id == contact.id))
+            self.session.scalars(select(Complaint).where(Complaint.contact_id == contact_id))
         )
 
     def add(self, complaint: Complaint, attachments: list[Attachment]) -> None:
