@@ -23,12 +23,30 @@ SMS_CARRIER_STOP_WORDS = frozenset(
 """Twilio opts a number out on these single words whatever we do, so we must agree with it."""
 
 
+def _within_one(a: str, b: str) -> bool:
+    """Distance at most 1 (one edit or one swap of neighbours), in one pass instead of a table."""
+    if len(a) > len(b):
+        a, b = b, a
+    i = 0
+    while i < len(a) and a[i] == b[i]:
+        i += 1
+    if len(a) == len(b):
+        if i >= len(a) - 1:
+            return True  # equal, or only the last letter differs
+        if a[i + 1 :] == b[i + 1 :]:
+            return True  # one letter replaced
+        return a[i] == b[i + 1] and a[i + 1] == b[i] and a[i + 2 :] == b[i + 2 :]  # swapped
+    return a[i:] == b[i + 1 :]  # one letter more in b
+
+
 def edit_distance_at_most(a: str, b: str, limit: int) -> bool:
     """True when the Damerau-Levenshtein distance between a and b is at most ``limit``."""
     if abs(len(a) - len(b)) > limit:
         return False
     if a == b:
         return True
+    if limit == 1:
+        return _within_one(a, b)
     prev2: list[int] = []
     prev = list(range(len(b) + 1))
     for i in range(1, len(a) + 1):
@@ -57,6 +75,24 @@ def typo_budget(word: str) -> int:
 class _Entry:
     value: str
     words: frozenset[str]
+    by_length: dict[int, tuple[str, ...]]  # the same words by length: typos change it by 2 at most
+
+    @classmethod
+    def of(cls, value: str, words: frozenset[str]) -> _Entry:
+        """An option's words, indexed by length."""
+        by_length: dict[int, list[str]] = {}
+        for word in words:
+            by_length.setdefault(len(word), []).append(word)
+        return cls(value, words, {n: tuple(ws) for n, ws in by_length.items()})
+
+    def near(self, norm: str, limit: int) -> bool:
+        """Whether one of the words is within ``limit`` typos of ``norm``."""
+        size = len(norm)
+        for length in range(size - limit, size + limit + 1):
+            for word in self.by_length.get(length, ()):
+                if edit_distance_at_most(norm, word, limit):
+                    return True
+        return False
 
 
 class Lexicon:
@@ -76,6 +112,7 @@ class Lexicon:
         self._keywords: dict[tuple[str, str], frozenset[str]] = {
             key: self._words(words, split=True) for key, words in OPTION_KEYWORDS.items()
         }
+        self._entries: dict[tuple[str, tuple[Choice, ...]], tuple[_Entry, ...]] = {}
 
     def _words(self, text: Text, *, split: bool) -> frozenset[str]:
         forms: set[str] = set()
@@ -172,18 +209,14 @@ class Lexicon:
         norm = normalize(text)
         if not norm:
             return []
-        entries = [_Entry(c.value, self._entry_words(step, c)) for c in options]
+        entries = self._entries_for(step, tuple(options))
         for entry in entries:  # exact first, so a typo match never beats an exact one
             if norm in entry.words:
                 return [entry.value]
         # A typo counts only when it points at one option: "Wark" is Work, but a word as close
         # to two options is not guessed (the first in the list must not win by its position).
         for limit in range(1, typo_budget(norm) + 1):
-            near = [
-                e.value
-                for e in entries
-                if any(edit_distance_at_most(norm, w, limit) for w in e.words)
-            ]
+            near = [e.value for e in entries if e.near(norm, limit)]
             if near:
                 return near if len(near) == 1 else []
         tokens = [t for t in norm.split() if len(t) >= 3]
@@ -192,6 +225,15 @@ class Lexicon:
             if len(found) == 1:
                 return found
         return []
+
+    def _entries_for(self, step: str, options: tuple[Choice, ...]) -> tuple[_Entry, ...]:
+        """The options' words for this step, built once per step and set of options."""
+        key = (step, options)
+        entries = self._entries.get(key)
+        if entries is None:
+            entries = tuple(_Entry.of(c.value, self._entry_words(step, c)) for c in options)
+            self._entries[key] = entries
+        return entries
 
     def _entry_words(self, step: str, choice: Choice) -> frozenset[str]:
         words = self.label_words(choice.label)

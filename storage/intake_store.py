@@ -1,20 +1,42 @@
-"""The statements of the intake's hot path, in SQLAlchemy Core.
+"""The statements of the intake's hot path: SQLAlchemy Core, compiled once, run on the driver.
 
-Every inbound message runs these, so each is built once at import and reaches the database
-through SQLAlchemy's compiled cache: no ORM unit of work, no identity map, no statement
-construction per message. Rare paths (a submitted report, a status query, deleting one's data)
-keep using the ORM repositories in the same session and transaction.
+Every inbound message runs these. Each is written as a Core statement (so SQLAlchemy writes the
+SQL for SQLite and PostgreSQL alike), compiled once per dialect, and executed on the driver's
+cursor inside the connection's transaction, with the column types' own bind and result
+processors (encryption included). That skips SQLAlchemy's per-execution machinery, which cost
+more than the SQL itself: about 25 µs a statement against 5 µs on SQLite. Driver errors are
+raised as SQLAlchemy's, and a lost connection invalidates the pool, as SQLAlchemy would do.
+
+Rare paths (a submitted report, a status query, deleting one's data) keep using the ORM
+repositories, in a session joined to the same connection and transaction.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Boolean, Table, bindparam, delete, insert, select, text, update
+from sqlalchemy import (
+    Boolean,
+    Connection,
+    Table,
+    bindparam,
+    delete,
+    insert,
+    literal_column,
+    null,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from storage.crypto import EncryptedText, keyring
 from storage.models import Contact, Conversation, Message, UTCDateTime
@@ -100,7 +122,27 @@ _RECORD_INBOUND = text(
     bindparam("created_at", type_=UTCDateTime()),
 )
 
-_QUEUE = insert(_message).returning(_message.c.id)
+_QUEUED_COLUMNS = (
+    "channel",
+    "direction",
+    "kind",
+    "contact_id",
+    "body",
+    "to_address",
+    "recipient_key",
+    "reply_markup",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "ephemeral",
+    "coalesce_key",
+    "created_at",
+)
+_QUEUE = (
+    insert(_message)
+    .values({name: bindparam(name, type_=_message.c[name].type) for name in _QUEUED_COLUMNS})
+    .returning(_message.c.id)
+)
 
 _DROP_PENDING = delete(_message).where(
     _message.c.coalesce_key == bindparam("coalesce_key"),
@@ -115,7 +157,18 @@ _LINK_INBOUND = (
     .values(complaint_id=bindparam("complaint_id"))
 )
 
-_INSERT_CONVERSATION = insert(_conversation)
+_CONVERSATION_COLUMNS = (
+    "contact_id",
+    "state",
+    "answers",
+    "flow",
+    "campaign",
+    "version",
+    "updated_at",
+)
+_INSERT_CONVERSATION = insert(_conversation).values(
+    {name: bindparam(name, type_=_conversation.c[name].type) for name in _CONVERSATION_COLUMNS}
+)
 
 _UPDATE_CONVERSATION = (
     update(_conversation)
@@ -123,12 +176,12 @@ _UPDATE_CONVERSATION = (
     .where(_conversation.c.version == bindparam("expected_version"))
     .values(
         state=bindparam("state"),
-        answers=bindparam("answers"),
-        flow=bindparam("flow"),
+        answers=bindparam("answers", type_=_conversation.c.answers.type),
+        flow=bindparam("flow", type_=_conversation.c.flow.type),
         campaign=bindparam("campaign"),
-        updated_at=bindparam("updated_at"),
-        reminded_at=None,
-        version=_conversation.c.version + 1,
+        updated_at=bindparam("updated_at", type_=_conversation.c.updated_at.type),
+        reminded_at=null(),
+        version=_conversation.c.version + literal_column("1"),
     )
 )
 
@@ -141,44 +194,190 @@ _UPDATE_CONTACT = (
     .where(_contact.c.id == bindparam("contact_id"))
     .values(
         language=bindparam("language"),
-        plain_letters=bindparam("plain_letters"),
-        opted_out_at=bindparam("opted_out_at"),
+        plain_letters=bindparam("plain_letters", type_=Boolean()),
+        opted_out_at=bindparam("opted_out_at", type_=_contact.c.opted_out_at.type),
     )
 )
+
+
+_Processor = Callable[[Any], Any] | None
+
+
+@dataclass(frozen=True)
+class _Form:
+    """One statement as compiled for one dialect, with its parameters' processors in order."""
+
+    sql: str
+    positional: bool
+    binds: tuple[tuple[str, _Processor], ...]
+    results: tuple[_Processor, ...]
+    fixed: dict[str, Any]  # literal values of the statement itself (status == "queued")
+
+    @classmethod
+    def compile(cls, statement: ClauseElement, dialect: Dialect) -> _Form:
+        """Compile ``statement`` for ``dialect``; the processors are those SQLAlchemy would use."""
+        compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
+        processors = {
+            compiled.bind_names[bind]: bind.type.dialect_impl(dialect).bind_processor(dialect)
+            for bind in compiled.binds.values()
+        }
+        names: Sequence[str] = (
+            compiled.positiontup or () if compiled.positional else list(processors)
+        )
+        columns = getattr(statement, "selected_columns", ())
+        fixed = {
+            compiled.bind_names[bind]: bind.effective_value
+            for bind in compiled.binds.values()
+            if not bind.required
+        }
+        return cls(
+            sql=compiled.string,
+            positional=compiled.positional,
+            binds=tuple((name, processors[name]) for name in names),
+            results=tuple(
+                c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
+            ),
+            fixed=fixed,
+        )
+
+    def parameters(self, values: dict[str, Any]) -> Sequence[Any] | dict[str, Any]:
+        """The driver's parameters: processed, in order for positional paramstyles."""
+        if self.fixed:
+            values = {**self.fixed, **values}
+        processed = [(n, values[n] if p is None else p(values[n])) for n, p in self.binds]
+        if self.positional:
+            return tuple(v for _, v in processed)
+        return dict(processed)
+
+    def row(self, raw: Sequence[Any]) -> list[Any]:
+        """A fetched row with the result processors applied."""
+        return [v if p is None else p(v) for v, p in zip(raw, self.results, strict=True)]
+
+
+class _Prepared:
+    """A Core statement compiled once per dialect, on first use."""
+
+    def __init__(self, statement: ClauseElement) -> None:
+        self.statement = statement
+        self._forms: dict[str, _Form] = {}
+
+    def form(self, dialect: Dialect) -> _Form:
+        """The compiled form for this dialect."""
+        form = self._forms.get(dialect.name)
+        if form is None:
+            form = self._forms[dialect.name] = _Form.compile(self.statement, dialect)
+        return form
+
+
+_LOAD_P = _Prepared(_LOAD)
+_LOAD_LOCKED_P = _Prepared(_LOAD_LOCKED)
+_CREATE_CONTACT_P = _Prepared(_CREATE_CONTACT)
+_RECORD_INBOUND_P = _Prepared(_RECORD_INBOUND)
+_QUEUE_P = _Prepared(_QUEUE)
+_DROP_PENDING_P = _Prepared(_DROP_PENDING)
+_LINK_INBOUND_P = _Prepared(_LINK_INBOUND)
+_INSERT_CONVERSATION_P = _Prepared(_INSERT_CONVERSATION)
+_UPDATE_CONVERSATION_P = _Prepared(_UPDATE_CONVERSATION)
+_DELETE_CONVERSATION_P = _Prepared(_DELETE_CONVERSATION)
+_UPDATE_CONTACT_P = _Prepared(_UPDATE_CONTACT)
+
+
+class _Cursor:
+    """The driver's cursor of a connection in a transaction, running prepared statements."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.dialect = conn.dialect
+        self.fairy = conn.connection  # checked out and in the transaction conn.begin() opened
+        self.cursor = self.fairy.cursor()
+        self.error: type[Exception] = self.dialect.loaded_dbapi.Error
+
+    def execute(self, prepared: _Prepared, values: dict[str, Any]) -> _Form:
+        """Run a statement; driver errors come out as SQLAlchemy's own exceptions."""
+        form = prepared.form(self.dialect)
+        parameters = form.parameters(values)
+        if self.conn.dispatch.before_cursor_execute:
+            # Listeners (statement counts in bench/, tests) see these statements as any other.
+            self.conn.dispatch.before_cursor_execute(
+                self.conn, self.cursor, form.sql, parameters, None, False
+            )
+        try:
+            self.cursor.execute(form.sql, parameters)
+        except self.error as exc:
+            lost = self.dialect.is_disconnect(
+                cast(Any, exc), self.fairy.dbapi_connection, self.cursor
+            )
+            if lost:
+                self.conn.invalidate(exc)  # as SQLAlchemy does: the pool drops stale connections
+            raise DBAPIError.instance(
+                form.sql,
+                parameters,
+                exc,
+                self.error,
+                connection_invalidated=lost,
+                dialect=self.dialect,
+            ) from exc
+        return form
+
+    def one_or_none(self, prepared: _Prepared, values: dict[str, Any]) -> list[Any] | None:
+        """The single row a statement returns, processed, or None."""
+        form = self.execute(prepared, values)
+        raw = self.cursor.fetchone()
+        if raw is not None and self.cursor.fetchone() is not None:
+            raise StaleDataError("expected one row")
+        return None if raw is None else form.row(raw)
+
+    def scalar(self, prepared: _Prepared, values: dict[str, Any]) -> Any:
+        """The first column of the single row a statement returns (RETURNING id), or None."""
+        self.execute(prepared, values)
+        raw = self.cursor.fetchone()
+        return None if raw is None else raw[0]
+
+    def rowcount(self, prepared: _Prepared, values: dict[str, Any]) -> int:
+        """How many rows a statement changed."""
+        self.execute(prepared, values)
+        return int(self.cursor.rowcount)
 
 
 class IntakeStore:
     """The intake's reads and writes for one message, in the caller's session and transaction."""
 
     def __init__(self, session: Session, *, lock: bool) -> None:
-        # The session's own connection and transaction, used directly: Session.execute() adds
-        # ORM bookkeeping that plain Core statements do not need.
         self.session = session
-        self.conn = session.connection()
+        self.db = _Cursor(session.connection())  # the session's connection and transaction
         self.lock = lock  # PostgreSQL: rows are locked per person; SQLite locks the database
 
     def load(self, channel: str, address: str) -> tuple[ContactRow, ConversationRow | None] | None:
         """The contact with this address and its conversation, in one round trip."""
-        statement = _LOAD_LOCKED if self.lock else _LOAD
         digest = keyring().lookup_hash(channel, address)
-        row = self.conn.execute(
-            statement, {"channel": channel, "address_hash": digest}
-        ).one_or_none()
+        row = self.db.one_or_none(
+            _LOAD_LOCKED_P if self.lock else _LOAD_P,
+            {"channel": channel, "address_hash": digest},
+        )
         if row is None:
             return None
+        (
+            contact_id,
+            contact_channel,
+            language,
+            plain_letters,
+            opted_out_at,
+            is_test,
+            conversation_id,
+            state,
+            answers,
+            flow,
+            campaign,
+            version,
+            updated_at,
+        ) = row
         contact = ContactRow(
-            row.id, row.channel, row.language, row.plain_letters, row.opted_out_at, row.is_test
+            contact_id, contact_channel, language, bool(plain_letters), opted_out_at, bool(is_test)
         )
-        if row.conversation_id is None:
+        if conversation_id is None:
             return contact, None
         conversation = ConversationRow(
-            row.conversation_id,
-            row.state,
-            row.answers or {},
-            row.flow or {},
-            row.campaign,
-            row.version,
-            row.updated_at,
+            conversation_id, state, answers or {}, flow or {}, campaign, version, updated_at
         )
         return contact, conversation
 
@@ -189,8 +388,8 @@ class IntakeStore:
         found = self.load(channel, address)
         if found is not None:
             return found
-        self.conn.execute(
-            _CREATE_CONTACT,
+        self.db.execute(
+            _CREATE_CONTACT_P,
             {
                 "channel": channel,
                 "address_hash": keyring().lookup_hash(channel, address),
@@ -216,8 +415,8 @@ class IntakeStore:
         now: datetime,
     ) -> int | None:
         """Log an inbound message; its id, or None when the id was seen before (a redelivery)."""
-        return self.conn.execute(
-            _RECORD_INBOUND,
+        found: int | None = self.db.scalar(
+            _RECORD_INBOUND_P,
             {
                 "channel": channel,
                 "channel_message_id": channel_message_id,
@@ -226,7 +425,8 @@ class IntakeStore:
                 "chat_message_id": chat_message_id,
                 "created_at": now,
             },
-        ).scalar_one_or_none()
+        )
+        return found
 
     def queue(
         self,
@@ -250,14 +450,13 @@ class IntakeStore:
         someone who asked us to forget them).
         """
         return int(
-            self.conn.execute(
-                _QUEUE,
+            self.db.scalar(
+                _QUEUE_P,
                 {
                     "channel": channel,
                     "direction": "out",
                     "kind": kind,
                     "contact_id": contact_id,
-                    "complaint_id": None,
                     "body": None if erase else body,
                     "to_address": None if erase else to_address,
                     "recipient_key": keyring().lookup_hash(channel, to_address),
@@ -269,16 +468,16 @@ class IntakeStore:
                     "coalesce_key": coalesce_key,
                     "created_at": now,
                 },
-            ).scalar_one()
+            )
         )
 
     def drop_pending(self, coalesce_key: str) -> None:
         """Drop replies with this key that no worker has picked up yet."""
-        self.conn.execute(_DROP_PENDING, {"coalesce_key": coalesce_key})
+        self.db.execute(_DROP_PENDING_P, {"coalesce_key": coalesce_key})
 
     def link_inbound(self, message_id: int, complaint_id: int) -> None:
         """Tie a logged inbound message to the complaint it answers."""
-        self.conn.execute(_LINK_INBOUND, {"message_id": message_id, "complaint_id": complaint_id})
+        self.db.execute(_LINK_INBOUND_P, {"message_id": message_id, "complaint_id": complaint_id})
 
     def save_conversation(
         self,
@@ -300,26 +499,26 @@ class IntakeStore:
             "updated_at": now,
         }
         if stored is None:
-            self.conn.execute(
-                _INSERT_CONVERSATION, {**values, "contact_id": contact_id, "version": 1}
+            self.db.execute(
+                _INSERT_CONVERSATION_P, {**values, "contact_id": contact_id, "version": 1}
             )
             return
-        result = self.conn.execute(
-            _UPDATE_CONVERSATION,
+        changed = self.db.rowcount(
+            _UPDATE_CONVERSATION_P,
             {**values, "conversation_id": stored.id, "expected_version": stored.version},
         )
-        if getattr(result, "rowcount", 1) != 1:
+        if changed != 1:
             # The worker sent a reminder or expired the draft in between: start over.
             raise StaleDataError("conversation changed by another transaction")
 
     def delete_conversation(self, contact_id: int) -> None:
         """Delete the contact's conversation, if any."""
-        self.conn.execute(_DELETE_CONVERSATION, {"contact_id": contact_id})
+        self.db.execute(_DELETE_CONVERSATION_P, {"contact_id": contact_id})
 
     def save_contact(self, contact: ContactRow) -> None:
         """Store the contact's language, plain-letters choice and opt-out."""
-        self.conn.execute(
-            _UPDATE_CONTACT,
+        self.db.execute(
+            _UPDATE_CONTACT_P,
             {
                 "contact_id": contact.id,
                 "language": contact.language,

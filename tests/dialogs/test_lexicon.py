@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.i18n import Catalogs
 from dialogs import options as opt
@@ -67,6 +69,29 @@ def lexicon(catalogs: Catalogs) -> Lexicon:
 def test_edit_distance_at_most(a: str, b: str, limit: int, expected: bool) -> None:
     assert edit_distance_at_most(a, b, limit) is expected
     assert edit_distance_at_most(b, a, limit) is expected
+
+
+def _reference_distance(a: str, b: str) -> int:
+    """Optimal string alignment distance by the full table, for comparison."""
+    d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            d[i][j] = min(
+                d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1])
+            )
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+    return d[len(a)][len(b)]
+
+
+@given(
+    st.text(alphabet="abcš", max_size=7),
+    st.text(alphabet="abcš", max_size=7),
+    st.integers(min_value=0, max_value=2),
+)
+def test_edit_distance_agrees_with_the_full_table(a: str, b: str, limit: int) -> None:
+    # The one-edit case takes a shortcut of its own: it must agree with the table.
+    assert edit_distance_at_most(a, b, limit) is (_reference_distance(a, b) <= limit)
 
 
 def test_typo_budget_grows_with_the_word() -> None:

@@ -1,0 +1,124 @@
+"""The intake's prepared statements on SQLite and PostgreSQL: types, errors, lost connections."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+
+from bot.app import Services, build_services
+from storage.intake_store import IntakeStore
+from storage.models import Contact, Conversation, Message, utcnow
+from tests.conftest import make_settings
+from tests.helpers import conversation, say, texts
+
+
+def test_a_stored_conversation_reads_back_with_its_types(services: Services) -> None:
+    conversation(services, ["hello", "7", "1", "2"])  # English, consent, not in danger
+    now = utcnow()
+    with services.uow.core() as session:
+        store = IntakeStore(session, lock=False)
+        loaded = store.load("sms", "+38344123456")
+        assert loaded is not None
+        contact, row = loaded
+        assert contact.language == "en"
+        assert contact.plain_letters is False
+        assert contact.opted_out_at is None
+        assert row is not None
+        assert row.state == "area"
+        assert row.answers == {"consent": True, "danger": False}
+        assert isinstance(row.flow, dict)
+        assert row.updated_at.tzinfo is not None
+        assert now - row.updated_at < timedelta(minutes=1)
+        assert store.load("sms", "+38344999999") is None
+
+
+def test_a_redelivered_id_records_nothing(services: Services) -> None:
+    now = utcnow()
+    with services.uow.core() as session:
+        store = IntakeStore(session, lock=False)
+        contact, _ = store.load_or_create("sms", "+38344000001", is_test=False, now=now)
+        first = store.record_inbound(
+            "sms", "SM-1", contact.id, "hello", chat_message_id=None, now=now
+        )
+        again = store.record_inbound(
+            "sms", "SM-1", contact.id, "hello", chat_message_id=None, now=now
+        )
+    assert isinstance(first, int)
+    assert again is None
+    with services.uow() as session:
+        body = session.scalars(select(Message.body).where(Message.id == first)).one()
+        assert body == "hello"  # encrypted on the way in, decrypted on the way out
+
+
+def test_a_conversation_changed_meanwhile_is_stale(services: Services) -> None:
+    say(services, "hello")
+    with services.uow() as session:
+        session.execute(update(Conversation).values(version=Conversation.version + 1))
+    with pytest.raises(StaleDataError), services.uow.core() as session:
+        store = IntakeStore(session, lock=False)
+        loaded = store.load("sms", "+38344123456")
+        assert loaded is not None
+        contact, row = loaded
+        assert row is not None
+        stale = type(row)(**{**row.__dict__, "version": row.version - 1})
+        store.save_conversation(
+            contact.id, stale, state="area", answers={}, flow={}, campaign=None, now=utcnow()
+        )
+
+
+def test_driver_errors_come_out_as_sqlalchemy_errors_and_roll_back(services: Services) -> None:
+    now = utcnow()
+    with pytest.raises(IntegrityError), services.uow.core() as session:
+        store = IntakeStore(session, lock=False)
+        store.load_or_create("sms", "+38344000002", is_test=False, now=now)
+        # No such contact: the foreign key refuses the row.
+        store.record_inbound("sms", "SM-2", 987_654, "x", chat_message_id=None, now=now)
+    with services.uow() as session:
+        assert session.scalars(select(Contact)).all() == []
+
+
+def test_listeners_see_the_prepared_statements(services: Services) -> None:
+    seen: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        seen.append(statement.split()[0].upper())
+
+    event.listen(services.engine, "before_cursor_execute", count)
+    try:
+        say(services, "hello")
+    finally:
+        event.remove(services.engine, "before_cursor_execute", count)
+    assert seen.count("INSERT") >= 3  # contact, inbound, reply (and the new conversation)
+    assert "SELECT" in seen
+
+
+@pytest.mark.postgres
+def test_a_connection_lost_to_a_restart_costs_no_message(postgres_url: str, tmp_path: Path) -> None:
+    """Without pool_pre_ping, the first statement on a dead connection fails and is retried."""
+    # Named, so that only this test's connections are cut (other suites may share the server).
+    joiner = "&" if "?" in postgres_url else "?"
+    url = f"{postgres_url}{joiner}application_name=raporto-restart-test"
+    services = build_services(make_settings(url, tmp_path))
+    try:
+        say(services, "hello")  # the pool now holds one open connection
+        with services.engine.connect() as other:
+            other.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                    "AND application_name = 'raporto-restart-test'"
+                )
+            )
+        result = say(services, "7")  # English
+        assert not result.duplicate
+        assert texts(result)
+        with services.uow() as session:
+            contact = session.scalars(select(Contact)).one()
+            assert contact.language == "en"
+    finally:
+        services.engine.dispose()
