@@ -291,16 +291,17 @@ class _Cursor:
         self.fairy = conn.connection  # checked out and in the transaction conn.begin() opened
         self.cursor = self.fairy.cursor()
         self.error: type[Exception] = self.dialect.loaded_dbapi.Error
+        # Looked up once: each lookup of a connection's dispatch builds a joined listener list.
+        listeners = conn.dispatch.before_cursor_execute
+        self.announce = listeners if listeners else None
 
     def execute(self, prepared: _Prepared, values: dict[str, Any]) -> _Form:
         """Run a statement; driver errors come out as SQLAlchemy's own exceptions."""
         form = prepared.form(self.dialect)
         parameters = form.parameters(values)
-        if self.conn.dispatch.before_cursor_execute:
+        if self.announce is not None:
             # Listeners (statement counts in bench/, tests) see these statements as any other.
-            self.conn.dispatch.before_cursor_execute(
-                self.conn, self.cursor, form.sql, parameters, None, False
-            )
+            self.announce(self.conn, self.cursor, form.sql, parameters, None, False)
         try:
             self.cursor.execute(form.sql, parameters)
         except self.error as exc:
