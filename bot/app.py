@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import case_events
-from bot.delivery import notify_outbox
+from bot.delivery import NOTIFY_CHANNEL
 from bot.i18n import Catalogs
 from bot.intake import IntakeService
 from bot.notify import (
@@ -55,7 +55,9 @@ def build_services(settings: Settings) -> Services:
     renderer = Renderer(catalogs)
     # The routing table is checked here, so a mistake in it stops the app and the worker.
     complaints = ComplaintEvents(load_routing(settings.routing_file))
-    intake = IntakeService(uow, renderer, lexicon, on_queued=notify_outbox, complaints=complaints)
+    intake = IntakeService(
+        uow, renderer, lexicon, notify_channel=NOTIFY_CHANNEL, complaints=complaints
+    )
     case_events.subscribe(on_case_change)  # status/priority changes become webhook events
     if endpoint_tables_exist(uow):  # not yet during the first `raporto db upgrade`
         for line in sync_configured_endpoints(uow, settings):

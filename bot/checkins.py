@@ -156,6 +156,13 @@ class Answered:
     check_in_id: int | None = None
 
 
+def may_be_for_the_desk(inbound: Inbound, state: str | None) -> bool:
+    """Whether a message may answer a check-in or reply to the desk (else none is looked up)."""
+    if inbound.choice is not None:
+        return inbound.choice.partition(":")[0] == STEP
+    return state in _AT_REST
+
+
 def take_answer(
     session: Session,
     contact: ContactRow,

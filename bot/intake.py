@@ -39,7 +39,7 @@ from dialogs.messages import (
 )
 from dialogs.options import N_, STATUS_LABELS
 from storage.crypto import keyring
-from storage.db import UnitOfWork, is_postgres
+from storage.db import CoreUnit, UnitOfWork
 from storage.intake_store import ContactRow, ConversationRow, IntakeStore
 from storage.models import Attachment, Complaint, Contact, Message, utcnow
 from storage.repositories import ComplaintRepository, MessageRepository
@@ -94,14 +94,14 @@ class IntakeService:
         lexicon: Lexicon,
         *,
         clock: Callable[[], datetime] = utcnow,
-        on_queued: Callable[[Session], None] | None = None,
+        notify_channel: str | None = None,
         complaints: ComplaintEvents | None = None,
     ) -> None:
         self.uow = uow
         self.renderer = renderer
         self.lexicon = lexicon
         self.clock = clock
-        self.on_queued = on_queued  # e.g. NOTIFY the delivery worker on PostgreSQL
+        self.notify_channel = notify_channel  # PostgreSQL NOTIFY wakes the delivery workers
         self.complaints = complaints  # priority, routing and webhook events (bot/notify.py)
 
     def handle(
@@ -117,8 +117,8 @@ class IntakeService:
         extra = _Extra(callback_query_id, chat_message_id, opt_out_type)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                with self.uow.core() as session:
-                    return self._handle(session, inbound, extra, is_test=is_test)
+                with self.uow.core() as unit:
+                    return self._handle(unit, inbound, extra, is_test=is_test)
             except (StaleDataError, IntegrityError, OperationalError) as exc:
                 # Another message from the same person, or a colliding reference code: the
                 # transaction rolled back whole, so trying again is safe.
@@ -128,10 +128,10 @@ class IntakeService:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _handle(
-        self, session: Session, inbound: Inbound, extra: _Extra, *, is_test: bool
+        self, unit: CoreUnit, inbound: Inbound, extra: _Extra, *, is_test: bool
     ) -> HandleResult:
         now = self.clock()
-        store = IntakeStore(session, lock=is_postgres(session))
+        store = IntakeStore(unit.connection)
         contact, row = store.load_or_create(
             inbound.channel, inbound.sender, is_test=is_test, now=now
         )
@@ -164,9 +164,12 @@ class IntakeService:
         # An answer to a check-in the desk sent ("1 Yes 2 No 3 talk"), or a reply to a message
         # from the desk, goes to its case and is thanked; all else goes to the dialog engine.
         state = row.state if row else None
-        answered = checkins.take_answer(
-            session, contact, inbound, self.lexicon, now, state
-        ) or checkins.take_reply(session, contact, inbound, logged, self.lexicon, now, state)
+        answered = None
+        if checkins.may_be_for_the_desk(inbound, state):  # else no ORM session is needed
+            session = unit.session
+            answered = checkins.take_answer(
+                session, contact, inbound, self.lexicon, now, state
+            ) or checkins.take_reply(session, contact, inbound, logged, self.lexicon, now, state)
         if answered is not None:
             queued = self._queue(
                 store,
@@ -179,7 +182,7 @@ class IntakeService:
                 is_test=is_test,
                 suppress=False,
             )
-            self._notify(session, queued, is_test)
+            self._notify(store, queued, is_test)
             return HandleResult(replies=queued, state=state)
         snapshot = _snapshot(row, contact)
         reference = new_reference()
@@ -199,16 +202,16 @@ class IntakeService:
             elif isinstance(effect, OptIn):
                 contact.opted_out_at = None
             elif isinstance(effect, Submit):
-                submitted = self._submit(session, contact, inbound, effect, is_test=is_test)
+                submitted = self._submit(unit.session, contact, inbound, effect, is_test=is_test)
             elif isinstance(effect, SetPlainLetters):
                 contact.plain_letters = effect.on
             elif isinstance(effect, ClearChat):
-                self._clear_chat(session, store, contact, inbound, now, is_test=is_test)
+                self._clear_chat(unit.session, store, contact, inbound, now, is_test=is_test)
             elif isinstance(effect, StatusQuery):
-                status_replies.append(self._status(session, contact, effect))
+                status_replies.append(self._status(unit.session, contact, effect))
             elif isinstance(effect, Forget | DeleteMyData):
                 if isinstance(effect, DeleteMyData):
-                    self._withdraw(session, contact, now)
+                    self._withdraw(unit.session, contact, now)
                 forget = True
         replies = status_replies + result.replies
         language = conv.language or contact.language or "en"
@@ -216,7 +219,7 @@ class IntakeService:
             extra.opt_out_type == "STOP" or self.lexicon.carrier_stop_word(inbound.text)
         )
         if forget:
-            self._forget(session, store, contact)
+            self._forget(unit.session, store, contact)
         else:
             if contact != stored_contact:
                 store.save_contact(contact)
@@ -240,17 +243,17 @@ class IntakeService:
             is_test=is_test,
             suppress=carrier_opt_out,
         )
-        self._notify(session, queued, is_test)
+        self._notify(store, queued, is_test)
         return HandleResult(
             replies=queued,
             complaint_reference=submitted.reference if submitted else None,
             state=conv.state,
         )
 
-    def _notify(self, session: Session, queued: list[Reply], is_test: bool) -> None:
-        """Wake the delivery worker when something is waiting to be sent."""
-        if self.on_queued is not None and queued and not is_test:
-            self.on_queued(session)
+    def _notify(self, store: IntakeStore, queued: list[Reply], is_test: bool) -> None:
+        """Wake the delivery workers when something is waiting to be sent."""
+        if self.notify_channel is not None and queued and not is_test:
+            store.notify(self.notify_channel)
 
     def _queue(
         self,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -31,8 +33,14 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
             # BEGIN IMMEDIATE takes the write lock up front, so two writers queue instead of
-            # failing half-way with "database is locked" on lock upgrade.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # failing half-way with "database is locked" on lock upgrade. Sent on the driver
+            # connection: through SQLAlchemy's execution it cost more than the transaction.
+            try:
+                conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:  # e.g. still locked after the timeout: retryable
+                raise DBAPIError.instance(
+                    "BEGIN IMMEDIATE", (), exc, sqlite3.Error, dialect=conn.dialect
+                ) from exc
 
         # Let SQLAlchemy's "begin" event issue BEGIN itself rather than pysqlite.
         @event.listens_for(engine, "connect")
@@ -71,21 +79,53 @@ class UnitOfWork:
             session.close()
 
     @contextmanager
-    def core(self) -> Iterator[Session]:
-        """As calling it, but the transaction is the connection's own, not the session's.
+    def core(self) -> Iterator[CoreUnit]:
+        """One transaction on a connection of its own, for Core statements on the hot path.
 
-        For the intake's hot path: Core statements run on ``session.connection()`` and the
-        commit skips the ORM's transaction bookkeeping (a third of a message's cost on SQLite);
-        ORM objects used on the way are flushed before the commit.
+        The transaction is the connection's: no ORM bookkeeping unless an ORM session is asked
+        for (:attr:`CoreUnit.session`), which then joins it and is flushed before the commit.
         """
         bind = self._factory.kw["bind"]
         with bind.connect() as connection, connection.begin():
-            session = self._factory(bind=connection, join_transaction_mode="rollback_only")
+            unit = CoreUnit(connection, self._factory)
             try:
-                yield session
-                session.flush()
+                yield unit
+                unit.flush()
             finally:
-                session.close()
+                unit.close()
+
+
+class CoreUnit:
+    """A connection in a transaction, with an ORM session joined to it on first use."""
+
+    def __init__(self, connection: Connection, factory: sessionmaker[Session]) -> None:
+        self.connection = connection
+        self._factory = factory
+        self._session: Session | None = None
+
+    @property
+    def session(self) -> Session:
+        """An ORM session in this transaction (made on first use: most messages need none)."""
+        if self._session is None:
+            self._session = self._factory(
+                bind=self.connection, join_transaction_mode="rollback_only"
+            )
+        return self._session
+
+    @property
+    def is_postgres(self) -> bool:
+        """Whether the connection is to PostgreSQL."""
+        return self.connection.dialect.name == "postgresql"
+
+    def flush(self) -> None:
+        """Write what the ORM session holds, if one was used."""
+        if self._session is not None:
+            self._session.flush()
+
+    def close(self) -> None:
+        """Close the ORM session, if one was used; the connection's transaction ends apart."""
+        if self._session is not None:
+            self._session.close()
 
 
 def is_postgres(session: Session) -> bool:

@@ -33,7 +33,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -269,6 +268,13 @@ class _Prepared:
         return form
 
 
+def _notify(channel: str) -> _Prepared:
+    if not channel.isidentifier():
+        raise ValueError(f"not a channel name: {channel!r}")
+    return _Prepared(text(f"NOTIFY {channel}"))
+
+
+_NOTIFY: dict[str, _Prepared] = {}
 _LOAD_P = _Prepared(_LOAD)
 _LOAD_LOCKED_P = _Prepared(_LOAD_LOCKED)
 _CREATE_CONTACT_P = _Prepared(_CREATE_CONTACT)
@@ -343,10 +349,10 @@ class _Cursor:
 class IntakeStore:
     """The intake's reads and writes for one message, in the caller's session and transaction."""
 
-    def __init__(self, session: Session, *, lock: bool) -> None:
-        self.session = session
-        self.db = _Cursor(session.connection())  # the session's connection and transaction
-        self.lock = lock  # PostgreSQL: rows are locked per person; SQLite locks the database
+    def __init__(self, connection: Connection) -> None:
+        self.db = _Cursor(connection)  # in the transaction the caller began
+        # PostgreSQL: rows are locked per person; SQLite locks the whole database anyway.
+        self.lock = connection.dialect.name == "postgresql"
 
     def load(self, channel: str, address: str) -> tuple[ContactRow, ConversationRow | None] | None:
         """The contact with this address and its conversation, in one round trip."""
@@ -511,6 +517,13 @@ class IntakeStore:
         if changed != 1:
             # The worker sent a reminder or expired the draft in between: start over.
             raise StaleDataError("conversation changed by another transaction")
+
+    def notify(self, channel: str) -> None:
+        """Wake the workers listening on ``channel`` when this transaction commits (PostgreSQL)."""
+        if self.lock:
+            self.db.execute(
+                _NOTIFY.get(channel) or _NOTIFY.setdefault(channel, _notify(channel)), {}
+            )
 
     def delete_conversation(self, contact_id: int) -> None:
         """Delete the contact's conversation, if any."""

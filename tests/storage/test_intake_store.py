@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import event, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from bot.app import Services, build_services
+from bot.delivery import NOTIFY_CHANNEL
 from storage.intake_store import IntakeStore
 from storage.models import Contact, Conversation, Message, utcnow
 from tests.conftest import make_settings
@@ -20,8 +22,8 @@ from tests.helpers import conversation, say, texts
 def test_a_stored_conversation_reads_back_with_its_types(services: Services) -> None:
     conversation(services, ["hello", "7", "1", "2"])  # English, consent, not in danger
     now = utcnow()
-    with services.uow.core() as session:
-        store = IntakeStore(session, lock=False)
+    with services.uow.core() as unit:
+        store = IntakeStore(unit.connection)
         loaded = store.load("sms", "+38344123456")
         assert loaded is not None
         contact, row = loaded
@@ -39,8 +41,8 @@ def test_a_stored_conversation_reads_back_with_its_types(services: Services) -> 
 
 def test_a_redelivered_id_records_nothing(services: Services) -> None:
     now = utcnow()
-    with services.uow.core() as session:
-        store = IntakeStore(session, lock=False)
+    with services.uow.core() as unit:
+        store = IntakeStore(unit.connection)
         contact, _ = store.load_or_create("sms", "+38344000001", is_test=False, now=now)
         first = store.record_inbound(
             "sms", "SM-1", contact.id, "hello", chat_message_id=None, now=now
@@ -59,8 +61,8 @@ def test_a_conversation_changed_meanwhile_is_stale(services: Services) -> None:
     say(services, "hello")
     with services.uow() as session:
         session.execute(update(Conversation).values(version=Conversation.version + 1))
-    with pytest.raises(StaleDataError), services.uow.core() as session:
-        store = IntakeStore(session, lock=False)
+    with pytest.raises(StaleDataError), services.uow.core() as unit:
+        store = IntakeStore(unit.connection)
         loaded = store.load("sms", "+38344123456")
         assert loaded is not None
         contact, row = loaded
@@ -73,8 +75,8 @@ def test_a_conversation_changed_meanwhile_is_stale(services: Services) -> None:
 
 def test_driver_errors_come_out_as_sqlalchemy_errors_and_roll_back(services: Services) -> None:
     now = utcnow()
-    with pytest.raises(IntegrityError), services.uow.core() as session:
-        store = IntakeStore(session, lock=False)
+    with pytest.raises(IntegrityError), services.uow.core() as unit:
+        store = IntakeStore(unit.connection)
         store.load_or_create("sms", "+38344000002", is_test=False, now=now)
         # No such contact: the foreign key refuses the row.
         store.record_inbound("sms", "SM-2", 987_654, "x", chat_message_id=None, now=now)
@@ -121,4 +123,20 @@ def test_a_connection_lost_to_a_restart_costs_no_message(postgres_url: str, tmp_
             contact = session.scalars(select(Contact)).one()
             assert contact.language == "en"
     finally:
+        services.engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_queued_reply_wakes_the_delivery_workers(postgres_url: str, tmp_path: Path) -> None:
+    services = build_services(make_settings(postgres_url, tmp_path))
+    listener = psycopg.connect(postgres_url.replace("+psycopg", ""), autocommit=True)
+    try:
+        listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        say(services, "hello")
+        woken = list(listener.notifies(timeout=5, stop_after=1))
+        assert [n.channel for n in woken] == [NOTIFY_CHANNEL]
+        say(services, "hello", is_test=True, sender="+38344000009")  # answered on screen only
+        assert list(listener.notifies(timeout=0.5, stop_after=1)) == []
+    finally:
+        listener.close()
         services.engine.dispose()
