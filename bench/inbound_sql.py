@@ -12,11 +12,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 
 from bench.inbound_people import LOAD_SCRIPTS, Secrets, conversation
 from bot.app import create_app, services
 from bot.settings import load_settings
+from storage.models import Message
 
 
 @dataclass
@@ -28,6 +29,7 @@ class SqlCount:
     checkouts: int = 0
     commits: int = 0
     kinds: Counter[str] = field(default_factory=Counter)
+    texts_queued: int = 0  # text replies put in the outbox (not callback answers or deletions)
 
     def per_message(self, value: int) -> float:
         """A count divided by the number of messages."""
@@ -55,6 +57,8 @@ def count_sql(env: dict[str, str], secrets: Secrets, first_person: int) -> dict[
     event.listen(engine, "commit", on_commit)
     counts: dict[str, SqlCount] = {}
     client = app.test_client()
+    with engine.connect() as conn:
+        first_id = conn.scalar(select(func.coalesce(func.max(Message.id), 0)))
     try:
         for n, script in enumerate(LOAD_SCRIPTS):
             current[0] = counts.setdefault(script.channel, SqlCount())
@@ -68,6 +72,14 @@ def count_sql(env: dict[str, str], secrets: Secrets, first_person: int) -> dict[
                 if response.status_code != 200:
                     raise RuntimeError(f"{request.path} answered {response.status_code}")
                 current[0].messages += 1
+        with engine.connect() as conn:
+            queued = conn.execute(
+                select(Message.channel, func.count())
+                .where(Message.id > first_id, Message.direction == "out", Message.kind == "text")
+                .group_by(Message.channel)
+            )
+            for channel, n in queued:
+                counts.setdefault(channel, SqlCount()).texts_queued = int(n)
     finally:
         event.remove(engine, "before_cursor_execute", on_statement)
         event.remove(engine.pool, "checkout", on_checkout)
