@@ -72,6 +72,7 @@ class Reply:
     channel: str
     rendered: Rendered
     message_id: int | None = None
+    slot: int = field(default=-1, repr=False)  # its place among the writes, until they are sent
 
 
 @dataclass
@@ -132,19 +133,16 @@ class IntakeService:
     ) -> HandleResult:
         now = self.clock()
         store = IntakeStore(unit.connection)
-        contact, row = store.load_or_create(
-            inbound.channel, inbound.sender, is_test=is_test, now=now
-        )
-        stored_contact = replace(contact)
-        text = inbound.text[:MAX_TEXT_CHARS]
-        logged = store.record_inbound(
+        contact, row, logged = store.arrive(
             inbound.channel,
+            inbound.sender,
             inbound.message_id,
-            contact.id,
-            text,
+            inbound.text[:MAX_TEXT_CHARS],
             chat_message_id=extra.chat_message_id,
+            is_test=is_test,
             now=now,
         )
+        stored_contact = replace(contact)
         if logged is None:
             return HandleResult(duplicate=True)
         if extra.callback_query_id is not None and not is_test:
@@ -182,7 +180,7 @@ class IntakeService:
                 is_test=is_test,
                 suppress=False,
             )
-            self._notify(store, queued, is_test)
+            self._write(store, queued, is_test)
             return HandleResult(replies=queued, state=state)
         snapshot = _snapshot(row, contact)
         reference = new_reference()
@@ -243,17 +241,20 @@ class IntakeService:
             is_test=is_test,
             suppress=carrier_opt_out,
         )
-        self._notify(store, queued, is_test)
+        self._write(store, queued, is_test)
         return HandleResult(
             replies=queued,
             complaint_reference=submitted.reference if submitted else None,
             state=conv.state,
         )
 
-    def _notify(self, store: IntakeStore, queued: list[Reply], is_test: bool) -> None:
-        """Wake the delivery workers when something is waiting to be sent."""
+    def _write(self, store: IntakeStore, queued: list[Reply], is_test: bool) -> None:
+        """Send the collected writes, waking the delivery workers when replies wait to be sent."""
         if self.notify_channel is not None and queued and not is_test:
             store.notify(self.notify_channel)
+        ids = store.write()
+        for reply in queued:
+            reply.message_id = ids[reply.slot]
 
     def _queue(
         self,
@@ -283,7 +284,7 @@ class IntakeService:
                 # SMS parts of one long text arrive seconds apart: one "got it" for all of them.
                 coalesce = _ack_key(contact.id)
                 not_before = now + SMS_ACK_DELAY
-            message_id = store.queue(
+            slot = store.queue(
                 contact_id=None if forget else contact.id,
                 channel=inbound.channel,
                 to_address=inbound.sender,
@@ -296,7 +297,7 @@ class IntakeService:
                 not_before=not_before,
                 erase=forget and status in ("local", "suppressed"),
             )
-            out.append(Reply(inbound.channel, rendered, message_id))
+            out.append(Reply(inbound.channel, rendered, slot=slot))
         return out
 
     def _submit(

@@ -43,18 +43,57 @@ def test_a_redelivered_id_records_nothing(services: Services) -> None:
     now = utcnow()
     with services.uow.core() as unit:
         store = IntakeStore(unit.connection)
-        contact, _ = store.load_or_create("sms", "+38344000001", is_test=False, now=now)
-        first = store.record_inbound(
-            "sms", "SM-1", contact.id, "hello", chat_message_id=None, now=now
+        contact, _, first = store.arrive(
+            "sms", "+38344000001", "SM-1", "hello", chat_message_id=None, is_test=False, now=now
         )
-        again = store.record_inbound(
-            "sms", "SM-1", contact.id, "hello", chat_message_id=None, now=now
+        again_contact, _, again = store.arrive(
+            "sms", "+38344000001", "SM-1", "hello", chat_message_id=None, is_test=False, now=now
         )
     assert isinstance(first, int)
     assert again is None
+    assert again_contact.id == contact.id
     with services.uow() as session:
-        body = session.scalars(select(Message.body).where(Message.id == first)).one()
-        assert body == "hello"  # encrypted on the way in, decrypted on the way out
+        logged = session.get(Message, first)
+        assert logged is not None
+        assert logged.body == "hello"  # encrypted on the way in, decrypted on the way out
+        assert logged.contact_id == contact.id  # a first message is tied to its new contact
+
+
+def test_writes_wait_for_write_and_return_the_queued_ids(services: Services) -> None:
+    now = utcnow()
+    with services.uow.core() as unit:
+        store = IntakeStore(unit.connection)
+        contact, row, _ = store.arrive(
+            "sms", "+38344000003", "SM-3", "hi", chat_message_id=None, is_test=False, now=now
+        )
+        assert row is None
+        first = store.queue(
+            contact_id=contact.id,
+            channel="sms",
+            to_address="+38344000003",
+            body="one",
+            reply_markup=None,
+            now=now,
+        )
+        store.save_conversation(
+            contact.id, None, state="area", answers={"a": 1}, flow={}, campaign=None, now=now
+        )
+        second = store.queue(
+            contact_id=contact.id,
+            channel="sms",
+            to_address="+38344000003",
+            body="two",
+            reply_markup={"k": 1},
+            now=now,
+        )
+        ids = store.write()
+        assert (first, second) == (0, 1)
+        assert store.write() == []
+    with services.uow() as session:
+        bodies = [session.get(Message, i).body for i in ids]  # type: ignore[union-attr]
+        assert bodies == ["one", "two"]
+        stored = session.scalars(select(Conversation)).one()
+        assert stored.answers == {"a": 1}
 
 
 def test_a_conversation_changed_meanwhile_is_stale(services: Services) -> None:
@@ -71,17 +110,29 @@ def test_a_conversation_changed_meanwhile_is_stale(services: Services) -> None:
         store.save_conversation(
             contact.id, stale, state="area", answers={}, flow={}, campaign=None, now=utcnow()
         )
+        store.write()
 
 
 def test_driver_errors_come_out_as_sqlalchemy_errors_and_roll_back(services: Services) -> None:
     now = utcnow()
     with pytest.raises(IntegrityError), services.uow.core() as unit:
         store = IntakeStore(unit.connection)
-        store.load_or_create("sms", "+38344000002", is_test=False, now=now)
-        # No such contact: the foreign key refuses the row.
-        store.record_inbound("sms", "SM-2", 987_654, "x", chat_message_id=None, now=now)
+        contact, _, _ = store.arrive(
+            "sms", "+38344000002", "SM-2", "x", chat_message_id=None, is_test=False, now=now
+        )
+        # No such contact: the foreign key refuses the row (sent with the other writes).
+        store.queue(
+            contact_id=987_654,
+            channel="sms",
+            to_address="+38344000002",
+            body="x",
+            reply_markup=None,
+            now=now,
+        )
+        store.write()
     with services.uow() as session:
         assert session.scalars(select(Contact)).all() == []
+        assert session.scalars(select(Message)).all() == []
 
 
 def test_listeners_see_the_prepared_statements(services: Services) -> None:
