@@ -19,7 +19,7 @@ install: $(STAMP)
 
 run: install i18n-compile
 	$(BIN)/raporto db upgrade
-	$(BIN)/raporto run --port $(PORT)
+	$(BIN)/raporto up --port $(PORT)
 
 test: install i18n-compile lint typecheck pytest
 
