@@ -23,6 +23,7 @@ from staff.roles import CASE_ROLES, roles_required, signed_in
 
 bp = Blueprint("desk", __name__, url_prefix="/desk", template_folder="templates")
 
+
 def filter_options() -> dict[str, list[tuple[str, str]]]:
     """The choices of each inbox filter, labelled in the desk language."""
     yes, no = pgettext("choice", "Yes"), pgettext("choice", "No")
@@ -51,7 +52,10 @@ def inbox() -> ResponseReturnValue:
     cursor = request.args.get("after")
     with services().uow() as db:
         page = inbox_page(db, user, f, cursor)
+    options = filter_options()
+    # The rows show the same labels as the filters: one lookup per cell instead of a translation.
+    labels = {name: dict(choices) for name, choices in options.items()}
     return render_template(
-        "desk/inbox.html", page=page, f=f, cursor=cursor, options=filter_options()
+        "desk/inbox.html", page=page, f=f, cursor=cursor, options=options, labels=labels
     )
 

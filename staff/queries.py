@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, literal, select, tuple_
+from sqlalchemy import ColumnElement, Row, Select, false, literal, select, true, tuple_
 from sqlalchemy.orm import Session
 
 from bot.i18n import KOSOVO_TIME
@@ -209,6 +209,28 @@ class Page:
     next_cursor: str | None
 
 
+def after_position(
+    position: tuple[str, datetime, int], priority: str | None
+) -> ColumnElement[bool]:
+    """Rows after a keyset position, ``(priority, created_at, id) > position``.
+
+    With a priority filter the comparison is narrowed to ``(created_at, id)`` within it: next to
+    ``priority = 'P4'`` PostgreSQL starts the index scan at the first P4 entry and filters the
+    three-column comparison row by row (half of 445,000 entries for a deep P4 page at a million
+    complaints), while the narrowed one positions the scan at the cursor.
+    """
+    after, created, last_id = position
+    created_at = literal(created, Complaint.created_at.type)
+    complaint_id = literal(last_id, Complaint.id.type)
+    if priority is None:
+        return tuple_(Complaint.priority, Complaint.created_at, Complaint.id) > tuple_(
+            literal(after, Complaint.priority.type), created_at, complaint_id
+        )
+    if priority == after:
+        return tuple_(Complaint.created_at, Complaint.id) > tuple_(created_at, complaint_id)
+    return true() if priority > after else false()
+
+
 def inbox_page(
     session: Session, user: DeskUser, f: InboxFilter, cursor: str | None, size: int = PAGE_SIZE
 ) -> Page:
@@ -224,15 +246,7 @@ def inbox_page(
     )
     position = decode_cursor(cursor)
     if position is not None:
-        priority, created, last_id = position
-        query = query.where(
-            tuple_(Complaint.priority, Complaint.created_at, Complaint.id)
-            > tuple_(
-                literal(priority, Complaint.priority.type),
-                literal(created, Complaint.created_at.type),
-                literal(last_id, Complaint.id.type),
-            )
-        )
+        query = query.where(after_position(position, f.priority))
     rows = list(
         session.execute(
             query.order_by(Complaint.priority, Complaint.created_at, Complaint.id).limit(size + 1)

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -150,7 +151,34 @@ class Complaint(Base):
     """A submitted report with every structured answer; personal parts encrypted."""
 
     __tablename__ = "complaint"
-    __table_args__ = (Index("ix_complaint_status_created", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_complaint_status_created", "status", "created_at"),
+        # The desk inbox (staff/queries.py) lists by (priority, created_at, id); see migration
+        # 0005 for what each of these serves. The other inbox indexes are in staff_models.py.
+        Index("ix_complaint_inbox_any", "priority", "created_at", "id"),
+        Index(
+            "ix_complaint_inbox_campaign",
+            "campaign",
+            "is_test",
+            "priority",
+            "created_at",
+            "id",
+            postgresql_where=text("campaign IS NOT NULL"),
+            sqlite_where=text("campaign IS NOT NULL"),
+        ),
+        Index(
+            "ix_complaint_inbox_municipality",
+            "municipality",
+            "is_test",
+            "priority",
+            "created_at",
+            "id",
+        ),
+        Index("ix_complaint_area", "area"),
+        Index("ix_complaint_ground", "ground"),
+        Index("ix_complaint_perpetrator", "perpetrator"),
+        Index("ix_complaint_language", "language"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     reference: Mapped[str] = mapped_column(String(16), unique=True)

@@ -65,6 +65,30 @@ def test_keyset_pages_have_no_duplicates_or_gaps_with_equal_times(desk: Services
     assert sorted(expected) == sorted(references)
 
 
+def test_keyset_pages_within_one_priority(desk: Services) -> None:
+    same = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    for i in range(20):
+        reference = make_complaint(desk, priority=("P1", "P2", "P4")[i % 3])
+        _set_created(desk, reference, same if i % 2 else same - timedelta(days=i))
+    with desk.uow() as db:
+        expected = list(
+            db.scalars(
+                select(Complaint.reference)
+                .where(Complaint.priority == "P2")
+                .order_by(Complaint.created_at, Complaint.id)
+            )
+        )
+    only_p2 = InboxFilter(priority="P2")
+    for size in (1, 2, 3, 50):
+        assert _all_pages(desk, TRIAGE, only_p2, size) == expected, size
+    # A cursor from another priority (a link kept from before the filter changed).
+    with desk.uow() as db:
+        before = inbox_page(db, TRIAGE, only_p2, encode_cursor("P1", same, 10**9))
+        after = inbox_page(db, TRIAGE, only_p2, encode_cursor("P3", same, 0))
+    assert [row.reference for row in before.rows] == expected
+    assert after.rows == []
+
+
 def test_priority_first_then_oldest(desk: Services) -> None:
     old_low = make_complaint(desk, priority="P4")
     new_high = make_complaint(desk, priority="P1", urgent=True)
