@@ -8,22 +8,35 @@ its rows to be claimed again when the lease runs out. One person's messages go o
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import random
 import socket
+import time
 from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    BindParameter,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.orm import Session, aliased
 
 from bot.checkins import send_due_checkins
-from bot.senders import Outgoing, PermanentFailure, RetryLater, Sender, Sent
+from bot.senders import NotSent, Outgoing, PermanentFailure, RetryLater, Sender, Sent
 from dialogs.complaint_dialog import DRAFT_LIFETIME, DRAFT_STEPS
 from dialogs.messages import Prompt
 from dialogs.options import N_
@@ -40,6 +53,16 @@ MAX_GROUP messages, each with a 15 s network timeout and Telegram's 1 s per-chat
 MAX_GROUP = 10
 """At most this many messages to one person per claim, so a long backlog to one chat (paced at
 one a second) cannot outlive its lease and be claimed, and sent, a second time."""
+MAX_IN_FLIGHT = 64
+"""Recipient groups one worker sends at once. Each is a task that mostly waits (for the network,
+or for Telegram's per-chat pacing), so many cost little; the bound keeps Telegram's overall
+30 messages/s queue, at MAX_GROUP messages a group, well inside the lease."""
+CLAIM_AFTER_FINISH = 0.02
+"""Seconds after a group finishes before claiming again for the people it held up."""
+LISTEN_TIMEOUT = 1.0
+"""Seconds one LISTEN wait blocks its thread; at most this long to stop."""
+LISTEN_POLL = 2.0
+"""With LISTEN working, still look this often for retries and held replies falling due."""
 MAX_ATTEMPTS = 12
 BACKOFF_SECONDS = (1, 5, 15, 60, 120, 300, 600, 1800, 3600, 7200, 14400)
 REMINDER_AFTER = timedelta(hours=24)
@@ -98,15 +121,144 @@ def record_status(session: Session, provider_id: str, status: str, error_code: s
     return True
 
 
+UNORDERED_KINDS = ("callback_answer",)
+"""Outbox kinds that need not wait for a person's earlier messages: answering a button press
+only stops the spinner in their app, so it never queues behind paced texts to the same chat."""
+
+
+@functools.cache
+def _due_query(postgres: bool) -> Select[tuple[Message]]:
+    """Due rows, oldest first, of people not held up by an earlier message (built once: building
+    it, with its correlated subquery, costs more than running it)."""
+    now: BindParameter[datetime] = bindparam("now", type_=Message.next_attempt_at.type)
+    earlier = aliased(Message)
+    held_up = (
+        select(earlier.id)
+        .where(
+            earlier.recipient_key == Message.recipient_key,
+            earlier.direction == "out",
+            earlier.status == "queued",
+            earlier.kind.not_in(UNORDERED_KINDS),
+            earlier.id < Message.id,
+            or_(earlier.locked_until >= now, earlier.next_attempt_at > now),
+        )
+        .exists()
+    )
+    in_order = and_(
+        Message.kind.not_in(UNORDERED_KINDS),
+        Message.recipient_key.is_not(None),
+        Message.recipient_key.not_in(bindparam("busy", expanding=True)),
+        ~held_up,
+    )
+    due = (
+        select(Message)
+        .where(
+            Message.direction == "out",
+            Message.status == "queued",
+            Message.next_attempt_at <= now,
+            or_(Message.locked_until.is_(None), Message.locked_until < now),
+            Message.channel.in_(bindparam("channels", expanding=True)),
+            or_(Message.kind.in_(UNORDERED_KINDS), in_order),
+        )
+        .order_by(Message.id)
+        .limit(bindparam("limit", type_=Integer))
+    )
+    return due.with_for_update(skip_locked=True) if postgres else due
+
+
+@functools.cache
+def _heads_query() -> Select[tuple[str | None, int]]:
+    """The first queued message (in order) of each of some people."""
+    return (
+        select(Message.recipient_key, func.min(Message.id))
+        .where(
+            Message.direction == "out",
+            Message.status == "queued",
+            Message.kind.not_in(UNORDERED_KINDS),
+            Message.recipient_key.in_(bindparam("keys", expanding=True)),
+        )
+        .group_by(Message.recipient_key)
+    )
+
+
 @dataclass
 class Claimed:
-    """Rows claimed by this worker, grouped by recipient so each person's stay in order."""
+    """Rows claimed by this worker, grouped by recipient so each person's stay in order.
+
+    ``keys[i]`` is the recipient of ``groups[i]``, or None for a group that keeps no order (a
+    callback answer); ``full`` says the claim hit its limit, so more rows may be due already.
+    """
 
     groups: list[list[Outgoing]]
+    keys: list[str | None] = field(default_factory=list)
+    full: bool = False
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """The result of one send, waiting in the buffer to be written on its row."""
+
+    outgoing: Outgoing
+    result: Sent | RetryLater | PermanentFailure
+
+
+@dataclass(frozen=True)
+class _Release:
+    """Claimed rows given back unsent (they wait behind a failed one, or the lease ran low)."""
+
+    ids: tuple[int, ...]
+
+
+class OutcomeBuffer:
+    """Outcomes of sends, written a few milliseconds' worth at a time in one transaction.
+
+    Made inside the worker's event loop. ``add`` returns a future that is done once the entry
+    is committed. While one write runs, new entries gather for the next, so the busier the
+    worker, the larger each transaction.
+    """
+
+    def __init__(
+        self, write: Callable[[list[_Outcome | _Release]], None], interval: float = 0.005
+    ) -> None:
+        self._write = write
+        self.interval = interval
+        self.loop = asyncio.get_running_loop()
+        self._entries: list[_Outcome | _Release] = []
+        self._done: asyncio.Future[None] | None = None
+        self._lock = asyncio.Lock()
+        self._flushes: set[asyncio.Task[None]] = set()
+
+    def add(self, entry: _Outcome | _Release) -> asyncio.Future[None]:
+        """Queue an entry for the next write; the future is done when it is committed."""
+        if self._done is None:
+            self._done = asyncio.get_running_loop().create_future()
+            flush = asyncio.create_task(self._flush_soon())
+            self._flushes.add(flush)
+            flush.add_done_callback(self._flushes.discard)
+        self._entries.append(entry)
+        return self._done
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(self.interval)
+        async with self._lock:  # one write at a time; entries keep gathering meanwhile
+            entries, done = self._entries, self._done
+            self._entries, self._done = [], None
+            assert done is not None  # noqa: S101 - set by the add that scheduled this flush
+            try:
+                await asyncio.to_thread(self._write, entries)
+            except Exception as exc:  # noqa: BLE001 - handed to every sender waiting on it
+                done.set_exception(exc)
+            else:
+                done.set_result(None)
 
 
 class DeliveryWorker:
-    """Claims outbox rows, sends them through the channel senders, records the outcome."""
+    """Claims outbox rows, sends them through the channel senders, records the outcome.
+
+    Each claimed recipient group is sent by a task of its own and the loop claims again while
+    they run (up to ``max_in_flight`` groups), so one chat paced at a message a second never
+    holds up everybody else's replies. A recipient is never in two groups at once.
+    """
 
     def __init__(
         self,
@@ -122,9 +274,13 @@ class DeliveryWorker:
         | None = None,
         database_url: str | None = None,
         lease: timedelta = LEASE,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        flush_interval: float = 0.005,
     ) -> None:
         if lease <= timedelta(0):
             raise ValueError("the lease must be positive")
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
         self.uow = uow
         self.senders = senders
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
@@ -135,64 +291,75 @@ class DeliveryWorker:
         self.render_reminder = render_reminder
         self.database_url = database_url
         self.lease = lease
+        self.max_in_flight = max_in_flight
+        self.flush_interval = flush_interval
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
+        self._busy: set[str] = set()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._outcomes: OutcomeBuffer | None = None
+        self._claim_soon: asyncio.TimerHandle | None = None
 
     def stop(self) -> None:
-        """Ask the worker to finish its current batch and return."""
+        """Ask the worker to finish the groups it is sending and return."""
         self._stop.set()
         self._wake.set()
 
     # --- claiming and recording -------------------------------------------------------------
 
-    def claim(self) -> Claimed:
-        """Lease a batch of due rows, keeping each recipient's messages in order."""
+    def claim(self, max_groups: int | None = None, busy: Collection[str] = ()) -> Claimed:
+        """Lease a batch of due rows, keeping each recipient's messages in order.
+
+        At most ``max_groups`` groups; recipients in ``busy`` (being sent to by this worker)
+        are left out, as are people whose earlier message is leased or waiting for a retry.
+        """
         now = self.clock()
         with self.uow() as session:
-            due = (
-                select(Message)
-                .where(
-                    Message.direction == "out",
-                    Message.status == "queued",
-                    Message.next_attempt_at <= now,
-                    or_(Message.locked_until.is_(None), Message.locked_until < now),
-                    Message.channel.in_(list(self.senders)),
-                )
-                .order_by(Message.id)
-                .limit(self.batch_size)
-            )
-            if is_postgres(session):
-                due = due.with_for_update(skip_locked=True)
-            rows = list(session.scalars(due))
+            due = _due_query(is_postgres(session))
+            params = {
+                "now": now,
+                "channels": list(self.senders),
+                "busy": list(busy),
+                "limit": self.batch_size,
+            }
+            rows = list(session.scalars(due, params))
+            full = len(rows) == self.batch_size
             if not rows:
                 return Claimed([])
-            keys = {r.recipient_key for r in rows}
-            heads: dict[str | None, int] = {
-                key: first
-                for key, first in session.execute(
-                    select(Message.recipient_key, func.min(Message.id))
-                    .where(
-                        Message.direction == "out",
-                        Message.status == "queued",
-                        Message.recipient_key.in_(keys),
-                    )
-                    .group_by(Message.recipient_key)
-                ).all()
-            }
+            ordered = [r for r in rows if r.kind not in UNORDERED_KINDS]
+            keys = {r.recipient_key for r in ordered}
+            heads: dict[str | None, int] = {}
+            if keys:
+                heads = {
+                    key: first
+                    for key, first in session.execute(_heads_query(), {"keys": list(keys)}).all()
+                }
             by_key: dict[str | None, list[Message]] = defaultdict(list)
-            for row in rows:
+            for row in ordered:
                 by_key[row.recipient_key].append(row)
-            groups: list[list[Outgoing]] = []
+            # Button answers first: each is a group of its own and takes no time to send.
+            candidates: list[tuple[str | None, list[Message]]] = [
+                (None, [r]) for r in rows if r.kind in UNORDERED_KINDS
+            ]
             for key, group in by_key.items():
                 # An earlier message to this person is held elsewhere or waiting to retry:
                 # sending these now would overtake it.
-                if heads.get(key) != group[0].id:
+                if key is None or key in busy or heads.get(key) != group[0].id:
                     continue
-                group = group[:MAX_GROUP]
+                candidates.append((key, group[:MAX_GROUP]))
+            if max_groups is not None:
+                full = full or len(candidates) > max_groups
+                candidates = candidates[:max_groups]
+            claimed = Claimed([], [], full)
+            # No send starts after half the lease: one that did could still be in flight when
+            # the lease runs out and another worker claims, and sends, the same row again.
+            send_by = time.monotonic() + self.lease.total_seconds() / 2
+            for key, group in candidates:
                 for row in group:
                     row.locked_until = now + self.lease
                     row.attempts += 1
-                groups.append(
+                claimed.keys.append(key)
+                claimed.groups.append(
                     [
                         Outgoing(
                             r.id,
@@ -201,58 +368,76 @@ class DeliveryWorker:
                             r.to_address or "",
                             r.body or "",
                             r.reply_markup,
+                            send_by,
                         )
                         for r in group
                     ]
                 )
-            return Claimed(groups)
+            return claimed
 
     def record(self, outgoing: Outgoing, outcome: Sent | RetryLater | PermanentFailure) -> None:
         """Write the outcome of one send on its row."""
+        self.record_outcomes([_Outcome(outgoing, outcome)])
+
+    def record_outcomes(self, entries: Sequence[_Outcome | _Release]) -> None:
+        """Write outcomes of sends, and rows given back unsent, in one transaction, in order."""
         now = self.clock()
         with self.uow() as session:
-            row = session.get(Message, outgoing.id)
-            if row is None:
-                return
-            row.locked_until = None
-            if isinstance(outcome, Sent):
-                row.status = "sent"
-                row.sent_at = now
-                row.error = None
-                if outcome.provider_id:
-                    row.channel_message_id = outcome.provider_id
-                if outcome.chat_message_id:
-                    row.chat_message_id = outcome.chat_message_id
-                if row.ephemeral:
-                    row.body = None
-                    row.to_address = None
-            elif isinstance(outcome, RetryLater):
-                row.error = str(outcome)[:500]
-                if row.attempts >= MAX_ATTEMPTS:
-                    row.status = "failed"
-                    self._erase_if_ephemeral(row)
-                else:
-                    wait = max(outcome.after or 0.0, backoff(row.attempts))
-                    row.next_attempt_at = now + timedelta(seconds=wait)
-            else:
+            ids = [e.outgoing.id for e in entries if isinstance(e, _Outcome)]
+            rows = {
+                row.id: row for row in session.scalars(select(Message).where(Message.id.in_(ids)))
+            }
+            for entry in entries:
+                if isinstance(entry, _Release):
+                    self._release(session, entry.ids)
+                elif (row := rows.get(entry.outgoing.id)) is not None:
+                    self._apply(session, row, entry.result, now)
+
+    def _apply(
+        self,
+        session: Session,
+        row: Message,
+        outcome: Sent | RetryLater | PermanentFailure,
+        now: datetime,
+    ) -> None:
+        row.locked_until = None
+        if isinstance(outcome, Sent):
+            row.status = "sent"
+            row.sent_at = now
+            row.error = None
+            if outcome.provider_id:
+                row.channel_message_id = outcome.provider_id
+            if outcome.chat_message_id:
+                row.chat_message_id = outcome.chat_message_id
+            self._erase_if_ephemeral(row)
+        elif isinstance(outcome, RetryLater):
+            row.error = str(outcome)[:500]
+            if row.attempts >= MAX_ATTEMPTS:
                 row.status = "failed"
-                row.error = str(outcome)[:500]
                 self._erase_if_ephemeral(row)
-                if outcome.opted_out and row.contact_id is not None:
-                    contact = session.get(Contact, row.contact_id)
-                    if contact is not None and contact.opted_out_at is None:
-                        contact.opted_out_at = now
-                    # Nothing more goes to a person who opted out or blocked the bot.
-                    session.execute(
-                        update(Message)
-                        .where(
-                            Message.contact_id == row.contact_id,
-                            Message.direction == "out",
-                            Message.status == "queued",
-                            Message.id != row.id,
-                        )
-                        .values(status="suppressed")
+            else:
+                wait = max(outcome.after or 0.0, backoff(row.attempts))
+                row.next_attempt_at = now + timedelta(seconds=wait)
+        else:
+            row.status = "failed"
+            row.error = str(outcome)[:500]
+            self._erase_if_ephemeral(row)
+            if outcome.opted_out and row.contact_id is not None:
+                contact = session.get(Contact, row.contact_id)
+                if contact is not None and contact.opted_out_at is None:
+                    contact.opted_out_at = now
+                # Nothing more goes to a person who opted out or blocked the bot.
+                session.execute(
+                    update(Message)
+                    .where(
+                        Message.contact_id == row.contact_id,
+                        Message.direction == "out",
+                        Message.status == "queued",
+                        Message.id != row.id,
                     )
+                    .values(status="suppressed")
+                    .execution_options(synchronize_session=False)
+                )
 
     @staticmethod
     def _erase_if_ephemeral(row: Message) -> None:
@@ -260,41 +445,101 @@ class DeliveryWorker:
             row.body = None
             row.to_address = None
 
-    async def _send_group(self, group: list[Outgoing]) -> None:
-        for index, outgoing in enumerate(group):
-            sender = self.senders[outgoing.channel]
-            outcome: Sent | RetryLater | PermanentFailure
-            try:
-                outcome = await sender.send(outgoing)
-            except (RetryLater, PermanentFailure) as exc:
-                outcome = exc
-            except Exception as exc:  # noqa: BLE001 - a bug in one send must not kill the worker
-                log.exception("unexpected error sending message %s", outgoing.id)
-                outcome = RetryLater(f"unexpected: {type(exc).__name__}")
-            await asyncio.to_thread(self.record, outgoing, outcome)
-            if not isinstance(outcome, Sent):
-                # Later messages to this person wait for this one (their lease runs out first).
-                if isinstance(outcome, PermanentFailure) and not outcome.opted_out:
-                    continue
-                await asyncio.to_thread(self._release, [o.id for o in group[index + 1 :]])
-                return
-
-    def _release(self, ids: list[int]) -> None:
-        if not ids:
-            return
-        with self.uow() as session:
+    @staticmethod
+    def _release(session: Session, ids: Sequence[int]) -> None:
+        if ids:
             session.execute(
                 update(Message)
-                .where(Message.id.in_(ids))
+                .where(Message.id.in_(list(ids)))
                 .values(locked_until=None, attempts=Message.attempts - 1)
+                .execution_options(synchronize_session=False)
             )
 
+    # --- sending ----------------------------------------------------------------------------
+
+    def _buffer(self) -> OutcomeBuffer:
+        loop = asyncio.get_running_loop()
+        if self._outcomes is None or self._outcomes.loop is not loop:  # e.g. asyncio.run twice
+            self._outcomes = OutcomeBuffer(self.record_outcomes, self.flush_interval)
+        return self._outcomes
+
+    async def _attempt(self, outgoing: Outgoing) -> Sent | RetryLater | PermanentFailure | NotSent:
+        if outgoing.send_by is not None and time.monotonic() > outgoing.send_by:
+            return NotSent("the lease runs low")
+        sender = self.senders[outgoing.channel]
+        try:
+            return await sender.send(outgoing)
+        except (RetryLater, PermanentFailure, NotSent) as exc:
+            return exc
+        except Exception as exc:  # noqa: BLE001 - a bug in one send must not kill the worker
+            log.exception("unexpected error sending message %s", outgoing.id)
+            return RetryLater(f"unexpected: {type(exc).__name__}")
+
+    async def _send_group(self, group: list[Outgoing]) -> None:
+        """Send one person's messages in order; each outcome is written as soon as it is known.
+
+        A row is marked sent only once its send call returned (at-least-once). A send that
+        could not start before ``Outgoing.send_by`` gives its row, and the rest, back unsent.
+        """
+        buffer = self._buffer()
+        written: set[asyncio.Future[None]] = set()
+        for index, outgoing in enumerate(group):
+            outcome = await self._attempt(outgoing)
+            if isinstance(outcome, NotSent):
+                written.add(buffer.add(_Release(tuple(o.id for o in group[index:]))))
+                break
+            written.add(buffer.add(_Outcome(outgoing, outcome)))
+            if isinstance(outcome, Sent):
+                continue
+            if isinstance(outcome, PermanentFailure) and not outcome.opted_out:
+                continue
+            # Later messages to this person wait for this one to be retried (or are suppressed).
+            written.add(buffer.add(_Release(tuple(o.id for o in group[index + 1 :]))))
+            break
+        await asyncio.gather(*written)
+
+    def _start(self, claimed: Claimed) -> list[asyncio.Task[None]]:
+        """A task per claimed group; the recipient stays busy until its outcomes are written."""
+        tasks = []
+        for key, group in zip(claimed.keys, claimed.groups, strict=True):
+            if key is not None:
+                self._busy.add(key)
+            task = asyncio.create_task(self._guarded(group))
+            self._in_flight.add(task)
+            task.add_done_callback(functools.partial(self._finished, key))
+            tasks.append(task)
+        return tasks
+
+    async def _guarded(self, group: list[Outgoing]) -> None:
+        try:
+            await self._send_group(group)
+        except Exception:  # noqa: BLE001 - e.g. the database restarting: the lease runs out
+            log.exception("recording the outcomes of %s failed", [o.id for o in group])
+
+    def _finished(self, key: str | None, task: asyncio.Task[None]) -> None:
+        full = len(self._in_flight) >= self.max_in_flight
+        self._in_flight.discard(task)
+        if key is not None:
+            self._busy.discard(key)
+        if full:
+            self._wake.set()  # room for another group
+        elif self._claim_soon is None:
+            # This person's next messages may be due now. Claim shortly, once for all the groups
+            # finishing meanwhile, rather than a transaction for every group that finishes.
+            self._claim_soon = asyncio.get_running_loop().call_later(
+                CLAIM_AFTER_FINISH, self._wake.set
+            )
+
+    async def _claim_and_start(self) -> tuple[Claimed, list[asyncio.Task[None]]]:
+        room = self.max_in_flight - len(self._in_flight)
+        claimed = await asyncio.to_thread(self.claim, room, frozenset(self._busy))
+        return claimed, self._start(claimed)
+
     async def run_once(self) -> int:
-        """Claim and send one batch; how many messages were attempted."""
-        claimed = await asyncio.to_thread(self.claim)
-        if not claimed.groups:
-            return 0
-        await asyncio.gather(*(self._send_group(g) for g in claimed.groups))
+        """Claim one batch and send it to the end; how many messages were attempted."""
+        claimed, tasks = await self._claim_and_start()
+        if tasks:
+            await asyncio.gather(*tasks)
         return sum(len(g) for g in claimed.groups)
 
     # --- housekeeping -----------------------------------------------------------------------
@@ -450,39 +695,72 @@ class DeliveryWorker:
     # --- the loop ---------------------------------------------------------------------------
 
     async def run(self, *, housekeeping_every: float = 15.0) -> None:
-        """Send until stopped; wake on NOTIFY (PostgreSQL) or a short poll (SQLite)."""
+        """Send until stopped; claim again on NOTIFY (PostgreSQL), a finished group or a poll."""
         listener = Listener(self.database_url) if self.database_url else None
         if listener is not None:
             await asyncio.to_thread(listener.start)
+        listening = (
+            asyncio.create_task(self._listen(listener))
+            if listener is not None and listener.ready
+            else None
+        )
         loop = asyncio.get_running_loop()
-        last_housekeeping = 0.0
+        housekeeping: asyncio.Task[None] | None = None
+        last_housekeeping = float("-inf")
         try:
             while not self._stop.is_set():
-                if loop.time() - last_housekeeping >= housekeeping_every:
-                    try:
-                        await self.housekeeping()
-                    except Exception:  # noqa: BLE001 - housekeeping must not stop deliveries
-                        log.exception("housekeeping failed")
+                if (housekeeping is None or housekeeping.done()) and (
+                    loop.time() - last_housekeeping >= housekeeping_every
+                ):
+                    # Beside the sends: a slow download must not hold up replies.
+                    housekeeping = asyncio.create_task(self._housekeeping_quietly())
                     last_housekeeping = loop.time()
-                try:
-                    sent = await self.run_once()
-                except Exception:  # noqa: BLE001 - e.g. the database restarting: try again
-                    log.exception("delivery batch failed")
-                    sent = 0
-                    await asyncio.sleep(1.0)
-                if sent:
-                    continue
-                if listener is not None and listener.ready:
-                    await asyncio.to_thread(listener.wait, 2.0)
-                else:
-                    self._wake.clear()
+                self._wake.clear()  # before claiming: a NOTIFY during the claim is not lost
+                if self._claim_soon is not None:  # this claim sees what finished so far
+                    self._claim_soon.cancel()
+                    self._claim_soon = None
+                more = False
+                if len(self._in_flight) < self.max_in_flight:
                     try:
-                        await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-                    except TimeoutError:
-                        pass
+                        claimed, _ = await self._claim_and_start()
+                    except Exception:  # noqa: BLE001 - e.g. the database restarting: try again
+                        log.exception("claiming a batch failed")
+                        await asyncio.sleep(1.0)
+                        continue
+                    more = claimed.full
+                if more and len(self._in_flight) < self.max_in_flight:
+                    continue
+                notified = listener is not None and listener.ready
+                try:
+                    await asyncio.wait_for(
+                        self._wake.wait(), LISTEN_POLL if notified else self.poll_interval
+                    )
+                except TimeoutError:
+                    pass
         finally:
+            # Finish what was claimed: its outcomes are written before the worker returns.
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+            if self._claim_soon is not None:
+                self._claim_soon.cancel()
+                self._claim_soon = None
+            if housekeeping is not None:
+                await asyncio.gather(housekeeping, return_exceptions=True)
+            if listening is not None:
+                await asyncio.gather(listening, return_exceptions=True)
             if listener is not None:
                 await asyncio.to_thread(listener.close)
+
+    async def _listen(self, listener: Listener) -> None:
+        """Turn NOTIFYs into wake-ups of the loop (the wait blocks, so in a thread)."""
+        while not self._stop.is_set() and listener.ready:
+            if await asyncio.to_thread(listener.wait, LISTEN_TIMEOUT):
+                self._wake.set()
+
+    async def _housekeeping_quietly(self) -> None:
+        try:
+            await self.housekeeping()
+        except Exception:  # noqa: BLE001 - housekeeping must not stop deliveries
+            log.exception("housekeeping failed")
 
 
 class Listener:
@@ -509,17 +787,20 @@ class Listener:
         self._conn = conn
         self.ready = True
 
-    def wait(self, timeout: float) -> None:
+    def wait(self, timeout: float) -> bool:
+        """Block until a notification arrives (True) or ``timeout`` seconds pass (False)."""
         import psycopg
 
         conn = self._conn
         if not isinstance(conn, psycopg.Connection):
-            return
+            return False
+        notified = False
         try:
             for _ in conn.notifies(timeout=timeout, stop_after=1):
-                pass
+                notified = True
         except psycopg.Error:
             self.ready = False
+        return notified
 
     def close(self) -> None:
         import psycopg

@@ -27,6 +27,8 @@ class Outgoing:
     to: str
     body: str
     reply_markup: dict[str, Any] | None
+    send_by: float | None = None
+    """``time.monotonic()`` after which the send must not start (the worker's lease runs low)."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,14 @@ class PermanentFailure(Exception):
         self.opted_out = opted_out
 
 
+class NotSent(Exception):
+    """The send did not start, as it could not before ``Outgoing.send_by``: no attempt made."""
+
+
+def _too_late(message: Outgoing) -> bool:
+    return message.send_by is not None and time.monotonic() > message.send_by
+
+
 class Sender(Protocol):
     """Sends outbox messages of one channel."""
 
@@ -70,7 +80,11 @@ def _seconds(value: float | dt.timedelta | None) -> float | None:
 
 
 class RateLimiter:
-    """Telegram's limits: about one message a second per chat and thirty a second overall."""
+    """Telegram's limits: about one message a second per chat and thirty a second overall.
+
+    A message first waits for its chat's slot, then takes the next overall one: a chat paced a
+    second ahead must not book, and so hold up, the whole bot's next slot meanwhile.
+    """
 
     def __init__(
         self,
@@ -87,15 +101,29 @@ class RateLimiter:
         self._next_chat: dict[str, float] = {}
         self._lock = asyncio.Lock()
 
-    async def wait(self, chat: str) -> None:
-        """Wait until a message to ``chat`` may go out, and book the slot."""
+    async def wait(self, chat: str, send_by: float | None = None) -> None:
+        """Wait until a message to ``chat`` may go out, and book the slot.
+
+        Raises NotSent, booking nothing, when the chat's slot comes after ``send_by``
+        (``time.monotonic()``).
+        """
         async with self._lock:
             now = self._clock()
-            at = max(now, self._next_overall, self._next_chat.get(chat, 0.0))
-            self._next_overall = at + self.overall_interval
+            at = max(now, self._next_chat.get(chat, 0.0))
+            if send_by is not None and time.monotonic() + (at - now) > send_by:
+                raise NotSent(f"the chat's next slot is in {at - now:.1f} s")
             self._next_chat[chat] = at + self.per_chat_interval
             if len(self._next_chat) > 10_000:  # forget chats whose slot has long passed
                 self._next_chat = {k: v for k, v in self._next_chat.items() if v > now}
+        if at > now:
+            await self._sleep(at - now)
+        async with self._lock:
+            now = self._clock()
+            at = max(now, self._next_overall)
+            self._next_overall = at + self.overall_interval
+            # Held up by the overall limit: the chat's next slot is a second after this one.
+            booked = self._next_chat.get(chat, 0.0)
+            self._next_chat[chat] = max(booked, at + self.per_chat_interval)
         if at > now:
             await self._sleep(at - now)
 
@@ -118,7 +146,7 @@ class TelegramSender:
                 chat_message_id = int((message.reply_markup or {}).get("message_id", 0))
                 await self.bot.delete_message(int(message.to), chat_message_id)
                 return Sent()
-            await self.limiter.wait(message.to)
+            await self.limiter.wait(message.to, message.send_by)
             markup = (
                 InlineKeyboardMarkup.de_json(message.reply_markup, self.bot)
                 if message.reply_markup
@@ -166,6 +194,9 @@ class TelegramSender:
 
 OPTED_OUT_CODES = frozenset({21610})
 RETRY_CODES = frozenset({20429, 20500, 20503})
+MAX_CONCURRENT_SMS = 8
+"""SMS sends in flight at once: each holds a thread and a connection of the client's pool
+(requests keeps 10 per host), so more would only open and drop connections."""
 
 
 class TwilioSender:
@@ -179,12 +210,14 @@ class TwilioSender:
         messaging_service_sid: str = "",
         status_callback: str | None = None,
         media_base_url: str | None = None,
+        max_concurrent: int = MAX_CONCURRENT_SMS,
     ) -> None:
         self.client = client
         self.from_number = from_number
         self.messaging_service_sid = messaging_service_sid
         self.status_callback = status_callback
         self.media_base_url = media_base_url
+        self._slots = asyncio.Semaphore(max_concurrent)
 
     def _create(self, message: Outgoing) -> Sent:
         kwargs: dict[str, Any] = {"to": message.to, "body": message.body}
@@ -209,8 +242,11 @@ class TwilioSender:
         return Sent(provider_id=str(created.sid))
 
     async def send(self, message: Outgoing) -> Sent:
-        """Send one SMS."""
-        return await asyncio.to_thread(self._create, message)
+        """Send one SMS (several at once, up to ``max_concurrent``)."""
+        async with self._slots:
+            if _too_late(message):
+                raise NotSent("waited too long for a free connection")
+            return await asyncio.to_thread(self._create, message)
 
     async def download(self, url: str, limit: int) -> bytes:
         """Fetch MMS media from Twilio with the account's credentials."""

@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from bot.app import Services
@@ -117,8 +118,17 @@ def make_worker(
     )
 
 
+WORKER_THREADS = 32
+"""Threads of the worker's event loop for blocking calls: database transactions, the two LISTEN
+waits, SMS sends (the default, cores + 4, would queue them behind each other)."""
+
+
 async def run_worker(services: Services, *, handle_signals: bool = True) -> None:
     """Run the delivery worker until SIGTERM/SIGINT."""
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(
+        ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="raporto-worker")
+    )
     async with channel_senders(services) as senders:
         worker = make_worker(services, senders)
         webhooks_stop = asyncio.Event()
@@ -128,7 +138,6 @@ async def run_worker(services: Services, *, handle_signals: bool = True) -> None
             webhooks_stop.set()
 
         if handle_signals:
-            loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.add_signal_handler(sig, stop_all)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable
 from urllib.parse import parse_qsl
 
-from flask import Blueprint, Response, abort, request
+from flask import Blueprint, Response, abort, current_app, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from bot.app import services
 from bot.channels.twilio_sms import InvalidRequest, parse_inbound, signature_valid
 from bot.delivery import record_status
+from storage.db import UnitOfWork
 from storage.repositories import CampaignRepository
 from webhooks.guards import json_error, raw_body, utf8
 
@@ -20,6 +24,42 @@ bp = Blueprint("twilio_webhook", __name__)
 bp.register_error_handler(HTTPException, json_error)
 
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+KEYWORDS_TTL = 5.0
+"""Seconds the campaign keywords are kept in the process: a keyword created on the desk works
+within this long, and an SMS costs no transaction of its own to look them up."""
+KEYWORDS_EXTENSION = "raporto.campaign_keywords"
+
+
+class CampaignKeywords:
+    """The SMS campaign keywords, read from the database at most once per ``ttl`` seconds."""
+
+    def __init__(
+        self, ttl: float = KEYWORDS_TTL, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()  # gthread workers: one reload at a time
+        self._keywords: dict[str, str] = {}
+        self._expires = float("-inf")
+
+    def get(self, uow: UnitOfWork) -> dict[str, str]:
+        """Keyword (case-folded) → campaign code, fresh within ``ttl`` seconds."""
+        if self._clock() < self._expires:
+            return self._keywords
+        with self._lock:
+            if self._clock() >= self._expires:
+                with uow() as session:
+                    self._keywords = CampaignRepository(session).keywords()
+                self._expires = self._clock() + self.ttl
+            return self._keywords
+
+
+def campaign_keywords() -> CampaignKeywords:
+    """This app's keyword cache (made on first use, so each app and test has its own)."""
+    cache: CampaignKeywords | None = current_app.extensions.get(KEYWORDS_EXTENSION)
+    if cache is None:  # setdefault: two threads of a fresh worker end up with the same one
+        cache = current_app.extensions.setdefault(KEYWORDS_EXTENSION, CampaignKeywords())
+    return cache
 
 
 def _signed_form() -> dict[str, str]:
@@ -56,8 +96,7 @@ def twilio_sms() -> ResponseReturnValue:
     """Handle an inbound SMS; replies go out through the outbox, so the TwiML is empty."""
     form = _signed_form()
     svc = services()
-    with svc.uow() as session:
-        keywords = CampaignRepository(session).keywords()
+    keywords = campaign_keywords().get(svc.uow)
     try:
         parsed = parse_inbound(form, keywords)
     except InvalidRequest as exc:

@@ -8,8 +8,10 @@ virtual clock). Waiting for retries is never slept out: the worker's clock is in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,22 +19,23 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from bot.app import Services, build_services, create_app
-from bot.delivery import MAX_GROUP, DeliveryWorker
+from bot.delivery import MAX_GROUP, DeliveryWorker, notify_outbox
 from bot.rendering import CALLBACK_DATA_MAX_BYTES
 from bot.settings import Settings
 from bot.worker import make_worker
 from storage.models import Attachment, Complaint, Contact, Conversation, Message, utcnow
 from storage.repositories import ContactRepository, MessageRepository
-from tests.fakes.telegram_api import FakeTelegramAPI
-from tests.fakes.twilio_api import FakeTwilioAPI
+from tests.fakes.telegram_api import FakeTelegramAPI, TelegramCall
+from tests.fakes.twilio_api import FakeTwilioAPI, TwilioRequest
 from tests.helpers import FULL_REPORT, conversation, say
 from tests.webhooks.channel_support import (
     CHAT,
     PHONE,
     SMS_FROM,
+    Delivery,
     channel_settings,
     delivery,
     outbox,
@@ -110,7 +113,10 @@ def queue(
     kind: str = "text",
     markup: dict[str, object] | None = None,
 ) -> list[int]:
-    """Put rows straight in the outbox for one person, due a second ago; their ids."""
+    """Put rows straight in the outbox for one person, due a second ago; their ids.
+
+    The commit NOTIFYs the workers on PostgreSQL, as the intake's does.
+    """
     now = utcnow() - timedelta(seconds=1)
     with services.uow() as session:
         contact, _ = ContactRepository(session).get_or_create(channel, to)
@@ -120,6 +126,7 @@ def queue(
             for body in bodies
         ]
         session.flush()
+        notify_outbox(session)
         return [row.id for row in rows]
 
 
@@ -515,6 +522,176 @@ def test_two_workers_on_postgres_never_send_a_message_twice(
         assert statuses == ["sent"]
     finally:
         services.engine.dispose()
+
+
+# --- sending while others wait --------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def running(worker: Delivery) -> Iterator[None]:
+    """The worker's own loop (``DeliveryWorker.run``) in its event loop until the block ends."""
+    done = asyncio.run_coroutine_threadsafe(
+        worker.worker.run(housekeeping_every=3600), worker.loop.loop
+    )
+    try:
+        yield
+    finally:
+        worker.loop.loop.call_soon_threadsafe(worker.worker.stop)
+        done.result(timeout=30)
+
+
+def arrived(calls: list[TelegramCall] | list[TwilioRequest]) -> list[float]:
+    """When each call reached the fake (``time.monotonic``)."""
+    return [c.raw.received_at for c in calls]
+
+
+def test_a_chat_paced_at_one_a_second_does_not_hold_up_other_people(
+    services: Services, tg: FakeTelegramAPI, tw: FakeTwilioAPI
+) -> None:
+    paced = queue(services, "telegram", str(CHAT), ["one", "two", "three"])
+    with delivery(services, virtual_limiter=False) as worker, running(worker):
+        tg.wait_for(1)  # the paced chat's group is in flight: its next two wait a second each
+        queued_at = time.monotonic()
+        (sms,) = queue(services, "sms", PHONE, ["to another person"])
+        (other,) = queue(services, "telegram", str(CHAT + 1), ["to another chat"])
+        tw.wait_for(1)
+        tg.wait_for(lambda: len(tg.sent_messages()) == 4, timeout=10)
+    chat = arrived([c for c in tg.calls("sendMessage") if c.params["chat_id"] == CHAT])
+    (other_at,) = arrived([c for c in tg.calls("sendMessage") if c.params["chat_id"] == CHAT + 1])
+    (sms_at,) = arrived(tw.requests())
+    assert chat[2] - chat[0] >= 1.9  # one a second to one chat: Telegram's limit is kept
+    # The others neither waited for the paced chat's group nor for a poll (NOTIFY on PostgreSQL).
+    assert sms_at < chat[2] and other_at < chat[2]
+    assert sms_at - queued_at < 1.0 and other_at - queued_at < 1.0
+    assert [m["text"] for m in tg.sent_messages() if m["chat_id"] == CHAT] == [
+        "one",
+        "two",
+        "three",
+    ]
+    assert {row(services, i).status for i in [*paced, sms, other]} == {"sent"}
+
+
+def test_a_button_answer_does_not_wait_behind_paced_texts_to_its_chat(
+    services: Services, tg: FakeTelegramAPI
+) -> None:
+    queue(services, "telegram", str(CHAT), ["one", "two", "three"])
+    with delivery(services, virtual_limiter=False) as worker, running(worker):
+        tg.wait_for(1)
+        (answer,) = queue(
+            services,
+            "telegram",
+            str(CHAT),
+            [""],
+            kind="callback_answer",
+            markup={"callback_query_id": "77"},
+        )
+        tg.wait_for(lambda: len(tg.calls("answerCallbackQuery")) == 1)
+        tg.wait_for(3, timeout=10)
+    texts = arrived(tg.calls("sendMessage"))
+    (answered,) = arrived(tg.calls("answerCallbackQuery"))
+    assert texts[0] < answered < texts[2]  # not after the texts queued before it
+    assert tg.calls("answerCallbackQuery")[0].params == {"callback_query_id": "77"}
+    assert row(services, answer).status == "sent"
+    assert [m["text"] for m in tg.sent_messages()] == ["one", "two", "three"]
+
+
+def test_a_waiting_button_answer_does_not_hold_up_the_next_text(
+    services: Services, tg: FakeTelegramAPI
+) -> None:
+    (answer,) = queue(
+        services,
+        "telegram",
+        str(CHAT),
+        [""],
+        kind="callback_answer",
+        markup={"callback_query_id": "78"},
+    )
+    (text,) = queue(services, "telegram", str(CHAT), ["the next question"])
+    tg.fail_next("answerCallbackQuery", status=500)
+    with delivery(services) as worker:
+        assert worker.run_once() == 2
+    assert row(services, answer).status == "queued"  # retried later, on its own
+    assert row(services, text).status == "sent"
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_one_persons_messages_stay_in_order_while_groups_overlap(
+    services: Services, tw: FakeTwilioAPI
+) -> None:
+    people = [f"+3834420{n:04d}" for n in range(8)]
+    expected: dict[str, list[str]] = {p: [] for p in people}
+
+    def more(round_: int) -> None:
+        for person in people:
+            bodies = [f"{person} r{round_} #{i}" for i in range(MAX_GROUP + 2)]
+            expected[person] += bodies
+            queue(services, "sms", person, bodies)
+
+    tw.delay_next(0.05, times=40)  # sends take a while, so groups overlap and queue up
+    with delivery(services) as worker, running(worker):
+        more(0)
+        tw.wait_for(20, timeout=30)
+        more(1)  # queued while earlier groups to the same people are in flight
+        total = sum(len(b) for b in expected.values())
+        tw.wait_for(total, timeout=60)
+    sent = tw.sent_messages()
+    assert len({m["Body"] for m in sent}) == len(sent) == total  # each once
+    for person in people:
+        assert [m["Body"] for m in sent if m["To"] == person] == expected[person]
+    with services.uow() as session:
+        assert session.scalars(select(Message.status).distinct()).all() == ["sent"]
+
+
+@SQLITE_ONLY
+def test_outcomes_are_written_in_few_transactions(services: Services, tw: FakeTwilioAPI) -> None:
+    people = [f"+3834430{n:04d}" for n in range(30)]
+    for person in people:
+        queue(services, "sms", person, [f"hello {person}"])
+    commits: list[object] = []
+
+    def committed(connection: object) -> None:
+        commits.append(connection)
+
+    event.listen(services.engine, "commit", committed)
+    try:
+        with delivery(services) as worker:
+            assert worker.run_once() == 30
+    finally:
+        event.remove(services.engine, "commit", committed)
+    assert len(tw.sent_messages()) == 30
+    assert {r.status for r in outbox(services)} == {"sent"}
+    assert all(r.channel_message_id for r in outbox(services))
+    # One claim and a few batches of outcomes, not a transaction per message.
+    assert len(commits) <= 1 + 30 // 3
+
+
+@SQLITE_ONLY
+def test_no_send_starts_when_the_lease_is_running_low(
+    services: Services, tg: FakeTelegramAPI
+) -> None:
+    first, second, third = queue(services, "telegram", str(CHAT), ["one", "two", "three"])
+    with delivery(services, virtual_limiter=False) as worker:
+        # Half the lease (0.6 s) is gone before "two" could go: it is given back unsent.
+        worker.worker.lease = timedelta(seconds=1.2)
+        assert worker.run_once() == 3
+        assert [m["text"] for m in tg.sent_messages()] == ["one"]
+        assert row(services, first).status == "sent"
+        for held in (row(services, second), row(services, third)):
+            assert (held.status, held.locked_until, held.attempts) == ("queued", None, 0)
+        worker.drain()
+    assert [m["text"] for m in tg.sent_messages()] == ["one", "two", "three"]
+    assert [row(services, i).attempts for i in (first, second, third)] == [1, 1, 1]
+
+
+@SQLITE_ONLY
+def test_stopping_finishes_the_groups_in_flight(services: Services, tg: FakeTelegramAPI) -> None:
+    ids = queue(services, "telegram", str(CHAT), ["one", "two"])
+    with delivery(services, virtual_limiter=False) as worker:
+        with running(worker):
+            tg.wait_for(1)
+        # run() returned only after the paced second message went and was recorded.
+        assert [m["text"] for m in tg.sent_messages()] == ["one", "two"]
+        assert [row(services, i).status for i in ids] == ["sent", "sent"]
 
 
 # --- reminders and expiry -------------------------------------------------------------------

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
 from typing import TypeVar
 
 import pytest
@@ -13,6 +15,7 @@ from twilio.rest import Client
 from bot.channels.telegram import make_bot
 from bot.channels.twilio_sms import RedirectingHttpClient, make_client
 from bot.senders import (
+    NotSent,
     Outgoing,
     PermanentFailure,
     RateLimiter,
@@ -158,6 +161,60 @@ def test_rate_limiter_paces_each_chat_and_the_whole_bot() -> None:
     assert second == pytest.approx(1.0)  # one a second to one chat
     assert other == pytest.approx(1.0 + 1 / 30)  # thirty a second overall
     assert third == pytest.approx(2.0)
+
+
+def test_a_chat_paced_ahead_does_not_hold_up_other_chats() -> None:
+    limiter = RateLimiter(per_chat_interval=0.5, overall_per_second=30)
+
+    async def body() -> dict[str, float]:
+        start = time.monotonic()
+        at: dict[str, float] = {}
+
+        async def send(name: str, chat: str) -> None:
+            await limiter.wait(chat)
+            at[name] = time.monotonic() - start
+
+        await send("a1", "a")
+        paced = asyncio.create_task(send("a2", "a"))  # waits half a second for chat "a"
+        await asyncio.sleep(0.01)
+        await send("b", "b")
+        await paced
+        return at
+
+    at = asyncio.run(body())
+    assert at["a2"] >= 0.45
+    assert at["b"] < 0.25  # the next overall slot, not one after "a2"
+
+
+def test_rate_limiter_refuses_a_slot_after_the_deadline() -> None:
+    vt = VirtualTime()
+    limiter = RateLimiter(per_chat_interval=1.0, clock=vt.clock, sleep=vt.sleep)
+
+    async def body() -> float:
+        await limiter.wait("a")
+        with pytest.raises(NotSent):
+            await limiter.wait("a", send_by=time.monotonic() + 0.5)  # the slot is 1 s away
+        await limiter.wait("a", send_by=time.monotonic() + 5.0)
+        return vt.now
+
+    assert asyncio.run(body()) == pytest.approx(1.0)  # the refused slot was not booked
+
+
+def test_senders_do_not_start_a_send_past_its_deadline(
+    tg: FakeTelegramAPI, tw: FakeTwilioAPI, twilio: TwilioSender
+) -> None:
+    late = time.monotonic() - 1.0
+
+    async def body(sender: TelegramSender) -> None:
+        await sender.send(text(body="in time"))
+        with pytest.raises(NotSent):
+            await sender.send(replace(text(body="too late"), send_by=time.monotonic() + 0.5))
+
+    with_telegram(tg, body)
+    assert [m["text"] for m in tg.sent_messages()] == ["in time"]
+    with pytest.raises(NotSent):
+        asyncio.run(twilio.send(replace(sms(), send_by=late)))
+    assert tw.requests() == []
 
 
 def test_telegram_download(tg: FakeTelegramAPI) -> None:
