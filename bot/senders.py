@@ -82,6 +82,12 @@ def _seconds(value: float | dt.timedelta | None) -> float | None:
 class RateLimiter:
     """Telegram's limits: about one message a second per chat and thirty a second overall.
 
+    Telegram asks for no more than one message a second in a chat but allows short bursts: an
+    answer often takes two messages (a confirmation, then the next question), and spacing them
+    a second apart made people wait. So each chat may send ``per_chat_burst`` messages at once,
+    then one a second (a generic cell rate algorithm: ``_next_chat`` holds each chat's
+    theoretical arrival time).
+
     A message first waits for its chat's slot, then takes the next overall one: a chat paced a
     second ahead must not book, and so hold up, the whole bot's next slot meanwhile.
     """
@@ -92,8 +98,10 @@ class RateLimiter:
         overall_per_second: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        per_chat_burst: int = 3,
     ) -> None:
         self.per_chat_interval = per_chat_interval
+        self.burst_tolerance = per_chat_interval * (max(1, per_chat_burst) - 1)
         self.overall_interval = 1.0 / overall_per_second
         self._clock = clock
         self._sleep = sleep
@@ -109,10 +117,11 @@ class RateLimiter:
         """
         async with self._lock:
             now = self._clock()
-            at = max(now, self._next_chat.get(chat, 0.0))
+            arrival = self._next_chat.get(chat, now)
+            at = max(now, arrival - self.burst_tolerance)
             if send_by is not None and time.monotonic() + (at - now) > send_by:
                 raise NotSent(f"the chat's next slot is in {at - now:.1f} s")
-            self._next_chat[chat] = at + self.per_chat_interval
+            self._next_chat[chat] = max(arrival, at) + self.per_chat_interval
             if len(self._next_chat) > 10_000:  # forget chats whose slot has long passed
                 self._next_chat = {k: v for k, v in self._next_chat.items() if v > now}
         if at > now:

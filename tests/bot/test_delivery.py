@@ -548,35 +548,33 @@ def arrived(calls: list[TelegramCall] | list[TwilioRequest]) -> list[float]:
 def test_a_chat_paced_at_one_a_second_does_not_hold_up_other_people(
     services: Services, tg: FakeTelegramAPI, tw: FakeTwilioAPI
 ) -> None:
-    paced = queue(services, "telegram", str(CHAT), ["one", "two", "three"])
+    words = ["one", "two", "three", "four", "five"]
+    paced = queue(services, "telegram", str(CHAT), words)
     with delivery(services, virtual_limiter=False) as worker, running(worker):
-        tg.wait_for(1)  # the paced chat's group is in flight: its next two wait a second each
+        tg.wait_for(3)  # a burst of three, then the paced chat's next two wait a second each
         queued_at = time.monotonic()
         (sms,) = queue(services, "sms", PHONE, ["to another person"])
         (other,) = queue(services, "telegram", str(CHAT + 1), ["to another chat"])
         tw.wait_for(1)
-        tg.wait_for(lambda: len(tg.sent_messages()) == 4, timeout=10)
+        tg.wait_for(lambda: len(tg.sent_messages()) == 6, timeout=10)
     chat = arrived([c for c in tg.calls("sendMessage") if c.params["chat_id"] == CHAT])
     (other_at,) = arrived([c for c in tg.calls("sendMessage") if c.params["chat_id"] == CHAT + 1])
     (sms_at,) = arrived(tw.requests())
-    assert chat[2] - chat[0] >= 1.9  # one a second to one chat: Telegram's limit is kept
+    assert chat[4] - chat[2] >= 1.9  # then one a second to one chat: Telegram's limit is kept
     # The others neither waited for the paced chat's group nor for a poll (NOTIFY on PostgreSQL).
-    assert sms_at < chat[2] and other_at < chat[2]
+    assert sms_at < chat[4] and other_at < chat[4]
     assert sms_at - queued_at < 1.0 and other_at - queued_at < 1.0
-    assert [m["text"] for m in tg.sent_messages() if m["chat_id"] == CHAT] == [
-        "one",
-        "two",
-        "three",
-    ]
+    assert [m["text"] for m in tg.sent_messages() if m["chat_id"] == CHAT] == words
     assert {row(services, i).status for i in [*paced, sms, other]} == {"sent"}
 
 
 def test_a_button_answer_does_not_wait_behind_paced_texts_to_its_chat(
     services: Services, tg: FakeTelegramAPI
 ) -> None:
-    queue(services, "telegram", str(CHAT), ["one", "two", "three"])
+    words = ["one", "two", "three", "four", "five"]
+    queue(services, "telegram", str(CHAT), words)
     with delivery(services, virtual_limiter=False) as worker, running(worker):
-        tg.wait_for(1)
+        tg.wait_for(3)  # the burst is out; the last two are paced a second apart
         (answer,) = queue(
             services,
             "telegram",
@@ -586,13 +584,13 @@ def test_a_button_answer_does_not_wait_behind_paced_texts_to_its_chat(
             markup={"callback_query_id": "77"},
         )
         tg.wait_for(lambda: len(tg.calls("answerCallbackQuery")) == 1)
-        tg.wait_for(3, timeout=10)
+        tg.wait_for(5, timeout=10)
     texts = arrived(tg.calls("sendMessage"))
     (answered,) = arrived(tg.calls("answerCallbackQuery"))
-    assert texts[0] < answered < texts[2]  # not after the texts queued before it
+    assert texts[0] < answered < texts[4]  # not after the texts queued before it
     assert tg.calls("answerCallbackQuery")[0].params == {"callback_query_id": "77"}
     assert row(services, answer).status == "sent"
-    assert [m["text"] for m in tg.sent_messages()] == ["one", "two", "three"]
+    assert [m["text"] for m in tg.sent_messages()] == words
 
 
 def test_a_waiting_button_answer_does_not_hold_up_the_next_text(
@@ -669,29 +667,33 @@ def test_outcomes_are_written_in_few_transactions(services: Services, tw: FakeTw
 def test_no_send_starts_when_the_lease_is_running_low(
     services: Services, tg: FakeTelegramAPI
 ) -> None:
-    first, second, third = queue(services, "telegram", str(CHAT), ["one", "two", "three"])
+    words = ["one", "two", "three", "four", "five"]
+    ids = queue(services, "telegram", str(CHAT), words)
     with delivery(services, virtual_limiter=False) as worker:
-        # Half the lease (0.6 s) is gone before "two" could go: it is given back unsent.
+        # A burst of three goes at once; half the lease (0.6 s) is gone before "four" could
+        # go a second later: it and "five" are given back unsent.
         worker.worker.lease = timedelta(seconds=1.2)
-        assert worker.run_once() == 3
-        assert [m["text"] for m in tg.sent_messages()] == ["one"]
-        assert row(services, first).status == "sent"
-        for held in (row(services, second), row(services, third)):
+        assert worker.run_once() == 5
+        assert [m["text"] for m in tg.sent_messages()] == words[:3]
+        assert {row(services, i).status for i in ids[:3]} == {"sent"}
+        for held in (row(services, i) for i in ids[3:]):
             assert (held.status, held.locked_until, held.attempts) == ("queued", None, 0)
         worker.drain()
-    assert [m["text"] for m in tg.sent_messages()] == ["one", "two", "three"]
-    assert [row(services, i).attempts for i in (first, second, third)] == [1, 1, 1]
+    assert [m["text"] for m in tg.sent_messages()] == words
+    assert [row(services, i).attempts for i in ids] == [1] * 5
 
 
 @SQLITE_ONLY
 def test_stopping_finishes_the_groups_in_flight(services: Services, tg: FakeTelegramAPI) -> None:
-    ids = queue(services, "telegram", str(CHAT), ["one", "two"])
+    words = ["one", "two", "three", "four"]
+    ids = queue(services, "telegram", str(CHAT), words)
     with delivery(services, virtual_limiter=False) as worker:
         with running(worker):
             tg.wait_for(1)
-        # run() returned only after the paced second message went and was recorded.
-        assert [m["text"] for m in tg.sent_messages()] == ["one", "two"]
-        assert [row(services, i).status for i in ids] == ["sent", "sent"]
+        # run() returned only after the paced fourth message (a second after the burst of
+        # three) went and was recorded.
+        assert [m["text"] for m in tg.sent_messages()] == words
+        assert [row(services, i).status for i in ids] == ["sent"] * 4
 
 
 # --- reminders and expiry -------------------------------------------------------------------

@@ -146,7 +146,11 @@ def test_telegram_too_long_button_data_is_refused(tg: FakeTelegramAPI) -> None:
 def test_rate_limiter_paces_each_chat_and_the_whole_bot() -> None:
     vt = VirtualTime()
     limiter = RateLimiter(
-        per_chat_interval=1.0, overall_per_second=30, clock=vt.clock, sleep=vt.sleep
+        per_chat_interval=1.0,
+        overall_per_second=30,
+        clock=vt.clock,
+        sleep=vt.sleep,
+        per_chat_burst=1,
     )
 
     async def body() -> list[float]:
@@ -163,8 +167,31 @@ def test_rate_limiter_paces_each_chat_and_the_whole_bot() -> None:
     assert third == pytest.approx(2.0)
 
 
+def test_a_chat_may_send_a_short_burst_then_one_a_second() -> None:
+    """An answer and the next question go out together; a longer run is paced."""
+    vt = VirtualTime()
+    limiter = RateLimiter(clock=vt.clock, sleep=vt.sleep)  # the worker's own settings
+
+    async def body() -> list[float]:
+        at = []
+        for _ in range(5):
+            await limiter.wait("a")
+            at.append(vt.now)
+        await vt.sleep(10.0)  # a quiet chat earns its burst back
+        for _ in range(3):
+            await limiter.wait("a")
+            at.append(vt.now)
+        return at
+
+    at = asyncio.run(body())
+    assert at[:3] == pytest.approx([0.0, 1 / 30, 2 / 30])  # only the overall 30/s spacing
+    assert at[3] == pytest.approx(1.0)
+    assert at[4] == pytest.approx(2.0)
+    assert at[5:] == pytest.approx([12.0, 12.0 + 1 / 30, 12.0 + 2 / 30])
+
+
 def test_a_chat_paced_ahead_does_not_hold_up_other_chats() -> None:
-    limiter = RateLimiter(per_chat_interval=0.5, overall_per_second=30)
+    limiter = RateLimiter(per_chat_interval=0.5, overall_per_second=30, per_chat_burst=1)
 
     async def body() -> dict[str, float]:
         start = time.monotonic()
@@ -188,7 +215,7 @@ def test_a_chat_paced_ahead_does_not_hold_up_other_chats() -> None:
 
 def test_rate_limiter_refuses_a_slot_after_the_deadline() -> None:
     vt = VirtualTime()
-    limiter = RateLimiter(per_chat_interval=1.0, clock=vt.clock, sleep=vt.sleep)
+    limiter = RateLimiter(per_chat_interval=1.0, clock=vt.clock, sleep=vt.sleep, per_chat_burst=1)
 
     async def body() -> float:
         await limiter.wait("a")
@@ -206,12 +233,13 @@ def test_senders_do_not_start_a_send_past_its_deadline(
     late = time.monotonic() - 1.0
 
     async def body(sender: TelegramSender) -> None:
-        await sender.send(text(body="in time"))
+        for _ in range(3):  # a chat's burst: the next slot is then a second away
+            await sender.send(text(body="in time"))
         with pytest.raises(NotSent):
             await sender.send(replace(text(body="too late"), send_by=time.monotonic() + 0.5))
 
     with_telegram(tg, body)
-    assert [m["text"] for m in tg.sent_messages()] == ["in time"]
+    assert [m["text"] for m in tg.sent_messages()] == ["in time"] * 3
     with pytest.raises(NotSent):
         asyncio.run(twilio.send(replace(sms(), send_by=late)))
     assert tw.requests() == []
