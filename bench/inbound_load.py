@@ -1394,8 +1394,8 @@ def _render_limits(
     lines.append(
         _row(
             [
-                "transactions = pool check-outs (each a `pool_pre_ping` round trip on "
-                "PostgreSQL), SMS / Telegram (store-only: 1)",
+                "transactions = pool check-outs (no `pool_pre_ping` round trip), "
+                "SMS / Telegram (store-only: 1)",
                 *cells(lambda lb: sql_cell(lb, "commits")),
             ]
         )

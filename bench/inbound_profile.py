@@ -24,7 +24,7 @@ WEB_PARTS: tuple[tuple[str, str, str], ...] = (
     ("whole request in Flask (`Flask.wsgi_app`)", "Flask.wsgi_app", "flask/app.py"),
     ("`IntakeService.handle` (one unit of work)", "IntakeService.handle", "bot/intake.py"),
     ("  waiting for PostgreSQL (psycopg `Connection.wait`)", "Connection.wait", "psycopg/"),
-    ("  pool check-out + `pool_pre_ping` round trip", "_ConnectionFairy._checkout", "pool/"),
+    ("  pool check-out (`_ConnectionFairy._checkout`)", "_ConnectionFairy._checkout", "pool/"),
     (
         "  contact and conversation, one SELECT (`IntakeStore.load_or_create`)",
         "IntakeStore.load_or_create",
@@ -64,8 +64,8 @@ WEB_PARTS: tuple[tuple[str, str, str], ...] = (
 WORKER_PARTS: tuple[tuple[str, str, str], ...] = (
     ("claim a batch (`DeliveryWorker.claim`)", "DeliveryWorker.claim", "bot/delivery.py"),
     (
-        "record each outcome, a transaction per message (`record`)",
-        "DeliveryWorker.record",
+        "record outcomes, a few milliseconds' worth per transaction (`record_outcomes`)",
+        "DeliveryWorker.record_outcomes",
         "bot/delivery.py",
     ),
     (
@@ -75,7 +75,7 @@ WORKER_PARTS: tuple[tuple[str, str, str], ...] = (
     ),
     ("Telegram call (`TelegramSender.send`, PTB + httpx)", "TelegramSender.send", "bot/senders.py"),
     ("waiting for PostgreSQL (psycopg `Connection.wait`)", "Connection.wait", "psycopg/"),
-    ("LISTEN wait for NOTIFY (`_Listener.wait`)", "_Listener.wait", "bot/delivery.py"),
+    ("LISTEN wait for NOTIFY (`Listener.wait`)", "Listener.wait", "bot/delivery.py"),
     ("housekeeping", "DeliveryWorker.housekeeping", "bot/delivery.py"),
     ("asyncio event loop (`BaseEventLoop._run_once`)", "BaseEventLoop._run_once", "asyncio/"),
 )

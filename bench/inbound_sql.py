@@ -2,8 +2,8 @@
 
 The real app (``bot.app.create_app``) on the benchmark's database, driven through Flask's test
 client with the same signed requests as the load, one person per script; SQLAlchemy's events
-count every statement, every pool check-out (each one a ``pool_pre_ping`` round trip on
-PostgreSQL) and every commit.
+count every statement (the intake's prepared ones too), every pool check-out and every
+commit.
 """
 
 from __future__ import annotations
