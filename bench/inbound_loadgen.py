@@ -244,12 +244,17 @@ async def generate(config: Config) -> Results:
     rng = random.Random(config.seed)
     tasks = []
     for slot, client in enumerate(clients):
-        # Stagger the first messages over 100 ms, as people do not all start at once.
+        # People do not all start at once. Pausing people start at random over one pause, as
+        # they would arrive in a steady state; otherwise everyone's first message (the language
+        # menu, the welcome) lands in the same second, a burst beyond Telegram's 30 a second.
+        # The closed loop staggers its first messages over 100 ms only.
+        if config.think_s > 0:
+            delay = rng.uniform(0.0, config.think_s)
+        else:
+            delay = slot * 0.1 / config.people
         tasks.append(
             asyncio.create_task(
-                _start_later(
-                    slot * 0.1 / config.people, slot, config, client, results, stop_at, rng, budget
-                )
+                _start_later(delay, slot, config, client, results, stop_at, rng, budget)
             )
         )
     # Requests sent before the end are waited for (their latency counts), but not forever.
