@@ -577,9 +577,11 @@ METHOD_NOTES = [
     "- Engine alone: `complaint_dialog.step()` on the engine's own types, each call timed "
     "with `time.perf_counter_ns` after a warm-up; no I/O, no rendering.",
     "- Engine + storage: `IntakeService.handle()` as the webhooks call it, built by "
-    "`bot.app.build_services`: de-duplication insert, contact look-up by keyed hash, "
-    "conversation load (row-locked on PostgreSQL), engine step, encrypted answers stored, "
-    "replies rendered and queued in the outbox table, commit. SQLite is a fresh file migrated "
+    "`bot.app.build_services`: the contact (found by keyed hash) and its conversation loaded "
+    "in one statement, row-locked on PostgreSQL, beside the de-duplicating insert of the "
+    "message; engine step; replies rendered; outbox rows, encrypted answers and NOTIFY "
+    "written together (`storage/intake_store.py`: one psycopg pipeline each on PostgreSQL, "
+    "so three round trips with the commit); commit. SQLite is a fresh file migrated "
     "with `storage.migrate.upgrade`; PostgreSQL is the `raporto_bench` database over TCP on "
     "the same machine, its schema dropped and migrated at the start. One client, one "
     "message at a time: this is latency, not throughput under load.",
