@@ -420,6 +420,22 @@ def _target_rows(r: Results) -> list[str]:
             ]
         ),
     ]
+    sqlite_timings = r.storage.get("SQLite")
+    if sqlite_timings is not None:
+        lite = sqlite_timings[0].summary()
+        lite_ratio = durable.median / lite.median
+        rows.append(
+            _row(
+                [
+                    "the same, ours on SQLite: its commit survives a crash of the process but "
+                    "not a power loss, as the baseline's write (which, unlike it, can be left "
+                    "half-written)",
+                    f"baseline {ms(durable.median)} ÷ ours on SQLite {ms(lite.median)} "
+                    f"= {lite_ratio:.2f}×",
+                    _verdict(lite_ratio, TARGET_RATIO, at_most=False),
+                ]
+            )
+        )
     return rows
 
 
