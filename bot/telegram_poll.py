@@ -12,8 +12,7 @@ from telegram.error import NetworkError, RetryAfter, TelegramError
 
 from bot.app import Services
 from bot.channels.telegram import ALLOWED_UPDATES, make_bot, parse_update
-from bot.senders import TelegramSender
-from bot.worker import make_worker
+from bot.worker import deliver
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +59,9 @@ async def poll_updates(
             loop.add_signal_handler(sig, stop.set)
     async with make_bot(settings.telegram_bot_token, settings.telegram_api_base_url) as bot:
         await bot.delete_webhook(drop_pending_updates=False)
-        worker = make_worker(services, {"telegram": TelegramSender(bot)}) if with_worker else None
-        worker_task = asyncio.create_task(worker.run()) if worker else None
+        # Replies on every configured channel and the outbound webhooks, as `raporto worker`.
+        delivery_stop = asyncio.Event()
+        delivery = asyncio.create_task(deliver(services, delivery_stop)) if with_worker else None
         offset: int | None = None
         try:
             while not stop.is_set():
@@ -99,6 +99,6 @@ async def poll_updates(
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     loop.remove_signal_handler(sig)
-            if worker is not None and worker_task is not None:
-                worker.stop()
-                await worker_task
+            if delivery is not None:
+                delivery_stop.set()
+                await delivery

@@ -129,32 +129,41 @@ async def run_worker(services: Services, *, handle_signals: bool = True) -> None
     loop.set_default_executor(
         ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="raporto-worker")
     )
+    stop = asyncio.Event()
+    if handle_signals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+    await deliver(services, stop)
+
+
+async def deliver(services: Services, stop: asyncio.Event) -> None:
+    """Send what the outboxes hold until ``stop`` is set: channel replies and outbound webhooks.
+
+    `raporto worker`, `raporto up` and `raporto telegram poll` all run this.
+    """
     async with channel_senders(services) as senders:
         worker = make_worker(services, senders)
-        webhooks_stop = asyncio.Event()
-
-        def stop_all() -> None:
-            worker.stop()
-            webhooks_stop.set()
-
-        if handle_signals:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.add_signal_handler(sig, stop_all)
         if not senders:
             log.warning("no channel has credentials: the worker only keeps house")
-        # Outbound webhooks share this event loop, so `raporto worker` and `raporto up` deliver
-        # them too (bot/notify.py).
+        # Outbound webhooks share this event loop (bot/notify.py).
+        webhooks_stop = asyncio.Event()
         hooks = asyncio.create_task(
             run_webhook_worker(services.uow, services.settings, webhooks_stop)
         )
         hooks.add_done_callback(_report_crash)
+        sending = asyncio.create_task(worker.run())
+        stopped = asyncio.create_task(stop.wait())
         try:
-            await worker.run()
+            # Until asked to stop, or until the channel worker fails (its error is raised).
+            await asyncio.wait({sending, stopped}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            worker.stop()
             webhooks_stop.set()
+            stopped.cancel()
             with contextlib.suppress(Exception):  # already logged by _report_crash
                 await hooks
+            await sending
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:

@@ -13,11 +13,16 @@ from sqlalchemy import select
 from bot.app import Services, create_app
 from bot.channels.telegram import ALLOWED_UPDATES
 from bot.cli import cli
+from bot.notify import new_secret
 from bot.telegram_poll import poll_updates
 from storage.models import Contact, Message
 from tests.fakes.telegram_api import FakeTelegramAPI, callback_query_update, message_update
+from tests.fakes.twilio_api import FakeTwilioAPI
+from tests.fakes.webhook_receiver import WebhookReceiver
+from tests.helpers import FULL_REPORT, say
 from tests.webhooks.channel_support import (
     CHAT,
+    PHONE,
     PUBLIC_BASE_URL,
     TELEGRAM_SECRET,
     LoopThread,
@@ -99,3 +104,39 @@ def test_telegram_commands_need_a_token(sqlite_only_url: str, tmp_path: Path) ->
             assert "TELEGRAM_BOT_TOKEN" in result.output
     finally:
         flask_app.extensions["raporto"].engine.dispose()
+
+
+def test_poll_mode_also_sends_sms_replies_and_outbound_webhooks(
+    sqlite_only_url: str, tmp_path: Path, tg: FakeTelegramAPI
+) -> None:
+    """Polling runs the whole delivery side, as `raporto worker` does, not Telegram alone."""
+    with WebhookReceiver(new_secret()) as prio, FakeTwilioAPI() as tw:
+        settings = channel_settings(
+            sqlite_only_url,
+            tmp_path,
+            tg=tg,
+            tw=tw,
+            notify_prioritisation_url=prio.url,
+            notify_prioritisation_secret=prio.secrets[0],
+            notify_allow_private=True,
+        )
+        flask_app = create_app(settings)
+        services: Services = flask_app.extensions["raporto"]
+        loop = LoopThread()
+        try:
+            stop = asyncio.Event()
+            polling = asyncio.run_coroutine_threadsafe(poll_updates(services, stop=stop), loop.loop)
+            reference = None
+            for text in [*FULL_REPORT, "1"]:  # a whole report by SMS, beside the polling
+                reference = say(services, text, sender=PHONE).complaint_reference or reference
+            assert reference is not None
+            prio.wait_for_accepted(1)
+            tw.wait_for(1)
+            loop.loop.call_soon_threadsafe(stop.set)
+            polling.result(timeout=15)
+        finally:
+            loop.close()
+            services.engine.dispose()
+    (event,) = prio.accepted("complaint.submitted")
+    assert event.payload["data"]["reference"] == reference
+    assert tw.requests()  # the SMS replies went out through Twilio
