@@ -26,25 +26,19 @@ WEB_PARTS: tuple[tuple[str, str, str], ...] = (
     ("  waiting for PostgreSQL (psycopg `Connection.wait`)", "Connection.wait", "psycopg/"),
     ("  pool check-out (`_ConnectionFairy._checkout`)", "_ConnectionFairy._checkout", "pool/"),
     (
-        "  contact and conversation, one SELECT (`IntakeStore.load_or_create`)",
-        "IntakeStore.load_or_create",
-        "storage/",
-    ),
-    (
-        "  inbound log INSERT (`IntakeStore.record_inbound`)",
-        "IntakeStore.record_inbound",
+        "  contact and conversation loaded, inbound logged (`IntakeStore.arrive`)",
+        "IntakeStore.arrive",
         "storage/",
     ),
     ("  DELETE of pending 'got it' (`drop_pending`)", "IntakeStore.drop_pending", "storage/"),
-    (
-        "  conversation UPDATE (`IntakeStore.save_conversation`)",
-        "IntakeStore.save_conversation",
-        "storage/",
-    ),
     ("  dialog engine step (`complaint_dialog.step`)", "step", "dialogs/complaint_dialog.py"),
     ("    of which transitions `Machine.add_model`", "Machine.add_model", "transitions/"),
-    ("  render + INSERT each reply (`_queue`)", "IntakeService._queue", "bot/intake.py"),
-    ("  NOTIFY (`notify_outbox`)", "notify_outbox", "bot/delivery.py"),
+    ("  render each reply (`_queue`)", "IntakeService._queue", "bot/intake.py"),
+    (
+        "  replies, conversation, NOTIFY written together (`IntakeStore.write`)",
+        "IntakeStore.write",
+        "storage/",
+    ),
     ("  COMMIT (`RootTransaction.commit`)", "RootTransaction.commit", "sqlalchemy/engine/"),
     (
         "  Fernet encrypt (`EncryptedText`/`EncryptedJSON` bind)",
@@ -52,7 +46,7 @@ WEB_PARTS: tuple[tuple[str, str, str], ...] = (
         "cryptography/",
     ),
     (
-        "campaign keywords, a transaction of its own per SMS",
+        "campaign keywords (read once per 5 s, cached)",
         "CampaignRepository.keywords",
         "storage/",
     ),

@@ -13,8 +13,9 @@ repositories, in a session joined to the same connection and transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+import functools
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -160,12 +161,6 @@ _SET_INBOUND_CONTACT = (
     .values(contact_id=bindparam("contact_id"))
 )
 
-_LINK_INBOUND = (
-    update(_message)
-    .where(_message.c.id == bindparam("message_id"))
-    .values(complaint_id=bindparam("complaint_id"))
-)
-
 _CONVERSATION_COLUMNS = (
     "contact_id",
     "state",
@@ -278,20 +273,20 @@ class _Prepared:
         return form
 
 
+@functools.cache
 def _notify(channel: str) -> _Prepared:
+    """``NOTIFY channel``, prepared once per channel."""
     if not channel.isidentifier():
         raise ValueError(f"not a channel name: {channel!r}")
     return _Prepared(text(f"NOTIFY {channel}"))
 
 
-_NOTIFY: dict[str, _Prepared] = {}
 _LOAD_P = _Prepared(_LOAD)
 _LOAD_LOCKED_P = _Prepared(_LOAD_LOCKED)
 _CREATE_CONTACT_P = _Prepared(_CREATE_CONTACT)
 _RECORD_INBOUND_P = _Prepared(_RECORD_INBOUND)
 _QUEUE_P = _Prepared(_QUEUE)
 _DROP_PENDING_P = _Prepared(_DROP_PENDING)
-_LINK_INBOUND_P = _Prepared(_LINK_INBOUND)
 _SET_INBOUND_CONTACT_P = _Prepared(_SET_INBOUND_CONTACT)
 _INSERT_CONVERSATION_P = _Prepared(_INSERT_CONVERSATION)
 _UPDATE_CONVERSATION_P = _Prepared(_UPDATE_CONVERSATION)
@@ -300,93 +295,59 @@ _UPDATE_CONTACT_P = _Prepared(_UPDATE_CONTACT)
 
 
 class _Cursor:
-    """The driver's cursor of a connection in a transaction, running prepared statements."""
+    """A connection in a transaction, running prepared statements on the driver's cursors."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.dialect = conn.dialect
         self.fairy = conn.connection  # checked out and in the transaction conn.begin() opened
-        self.cursor = self.fairy.cursor()
         self.error: type[Exception] = self.dialect.loaded_dbapi.Error
         # Looked up once: each lookup of a connection's dispatch builds a joined listener list.
         listeners = conn.dispatch.before_cursor_execute
         self.announce = listeners if listeners else None
 
-    def execute(self, prepared: _Prepared, values: dict[str, Any]) -> _Form:
-        """Run a statement; driver errors come out as SQLAlchemy's own exceptions."""
-        form = prepared.form(self.dialect)
-        parameters = form.parameters(values)
-        with self._translated(form.sql, parameters):
-            self._announce(form.sql, parameters)
-            self.cursor.execute(form.sql, parameters)
-        return form
-
     def run_all(self, statements: Sequence[tuple[_Prepared, dict[str, Any]]]) -> list[Any]:
-        """Run several statements, each on a cursor of its own (returned, results unread).
+        """Run statements in order, each on a cursor of its own (returned, results unread).
 
         On PostgreSQL they travel together in psycopg's pipeline mode: one round trip for all
         of them instead of one each (a round trip is 0.1-0.2 ms on a small virtual machine).
+        Driver errors come out as SQLAlchemy's own exceptions.
         """
-        pipelined = self.dialect.name == "postgresql"
         cursors: list[Any] = []
-        sql, parameters = "", None
-        with self._translated(lambda: sql, lambda: parameters):
-            driver: Any = self.fairy.driver_connection
-            with driver.pipeline() if pipelined else nullcontext():
+        sql, parameters, cursor = "", None, None
+        driver: Any = self.fairy.driver_connection
+        try:
+            with driver.pipeline() if self.dialect.name == "postgresql" else nullcontext():
                 for prepared, values in statements:
                     form = prepared.form(self.dialect)
                     sql, parameters = form.sql, form.parameters(values)
-                    self._announce(sql, parameters)
                     cursor = self.fairy.cursor()
+                    if self.announce is not None:
+                        # Listeners (statement counts in bench/, tests) see these as any other.
+                        self.announce(self.conn, cursor, sql, parameters, None, False)
                     cursor.execute(sql, parameters)
                     cursors.append(cursor)
-        return cursors
-
-    def _announce(self, sql: str, parameters: Any) -> None:
-        if self.announce is not None:
-            # Listeners (statement counts in bench/, tests) see these statements as any other.
-            self.announce(self.conn, self.cursor, sql, parameters, None, False)
-
-    @contextmanager
-    def _translated(self, sql: Any, parameters: Any) -> Iterator[None]:
-        """Driver errors as SQLAlchemy's; a lost connection invalidates the pool (as SQLAlchemy)."""
-        try:
-            yield
         except self.error as exc:
-            lost = self.dialect.is_disconnect(
-                cast(Any, exc), self.fairy.dbapi_connection, self.cursor
-            )
+            # As SQLAlchemy does: a lost connection invalidates the pool's stale connections.
+            lost = self.dialect.is_disconnect(cast(Any, exc), self.fairy.dbapi_connection, cursor)
             if lost:
                 self.conn.invalidate(exc)
-            statement = sql() if callable(sql) else sql
-            params = parameters() if callable(parameters) else parameters
             raise DBAPIError.instance(
-                statement,
-                params,
-                exc,
-                self.error,
-                connection_invalidated=lost,
-                dialect=self.dialect,
+                sql, parameters, exc, self.error, connection_invalidated=lost, dialect=self.dialect
             ) from exc
+        return cursors
+
+    def execute(self, prepared: _Prepared, values: dict[str, Any]) -> Any:
+        """Run one statement; its cursor."""
+        return self.run_all([(prepared, values)])[0]
 
     def one_or_none(self, prepared: _Prepared, values: dict[str, Any]) -> list[Any] | None:
         """The single row a statement returns, processed, or None."""
-        form = self.execute(prepared, values)
-        raw = self.cursor.fetchone()
-        if raw is not None and self.cursor.fetchone() is not None:
+        cursor = self.execute(prepared, values)
+        raw = cursor.fetchone()
+        if raw is not None and cursor.fetchone() is not None:
             raise StaleDataError("expected one row")
-        return None if raw is None else form.row(raw)
-
-    def scalar(self, prepared: _Prepared, values: dict[str, Any]) -> Any:
-        """The first column of the single row a statement returns (RETURNING id), or None."""
-        self.execute(prepared, values)
-        raw = self.cursor.fetchone()
-        return None if raw is None else raw[0]
-
-    def rowcount(self, prepared: _Prepared, values: dict[str, Any]) -> int:
-        """How many rows a statement changed."""
-        self.execute(prepared, values)
-        return int(self.cursor.rowcount)
+        return None if raw is None else prepared.form(self.dialect).row(raw)
 
 
 class IntakeStore:
@@ -506,10 +467,6 @@ class IntakeStore:
         """Drop replies with this key that no worker has picked up yet (at once)."""
         self.db.execute(_DROP_PENDING_P, {"coalesce_key": coalesce_key})
 
-    def link_inbound(self, message_id: int, complaint_id: int) -> None:
-        """Tie a logged inbound message to the complaint it answers (at once)."""
-        self.db.execute(_LINK_INBOUND_P, {"message_id": message_id, "complaint_id": complaint_id})
-
     def delete_conversation(self, contact_id: int) -> None:
         """Delete the contact's conversation, if any (at once)."""
         self.db.execute(_DELETE_CONVERSATION_P, {"contact_id": contact_id})
@@ -598,8 +555,7 @@ class IntakeStore:
     def notify(self, channel: str) -> None:
         """Wake the workers listening on ``channel`` when this transaction commits (PostgreSQL)."""
         if self.lock:
-            prepared = _NOTIFY.get(channel) or _NOTIFY.setdefault(channel, _notify(channel))
-            self._writes.append((prepared, {}, ""))
+            self._writes.append((_notify(channel), {}, ""))
 
     def write(self) -> list[int]:
         """Send the collected writes (one round trip on PostgreSQL); the queued rows' ids."""

@@ -5,23 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage.crypto import keyring
-from storage.db import is_postgres
-from storage.models import (
-    Attachment,
-    Campaign,
-    Complaint,
-    Contact,
-    Conversation,
-    Message,
-    utcnow,
-)
+from storage.models import Attachment, Campaign, Complaint, Contact, Message
 
 
 class ContactRepository:
@@ -62,82 +51,11 @@ class ContactRepository:
         return contact, True
 
 
-class ConversationRepository:
-    """Conversations, loaded under a row lock on PostgreSQL."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def for_contact(self, contact: Contact, *, lock: bool = True) -> Conversation | None:
-        """The contact's conversation; locked FOR UPDATE on PostgreSQL so messages queue."""
-        query = select(Conversation).where(Conversation.contact_id == contact.id)
-        if lock and is_postgres(self.session):
-            query = query.with_for_update()
-        return self.session.scalars(query).one_or_none()
-
-    def silent_since(self, before: datetime, states: frozenset[str]) -> list[Conversation]:
-        """Conversations in the middle of a report and silent since ``before``."""
-        return list(
-            self.session.scalars(
-                select(Conversation).where(
-                    Conversation.updated_at < before, Conversation.state.in_(states)
-                )
-            )
-        )
-
-
 class MessageRepository:
-    """The message log, with channel message ids as de-duplication keys, and the outbox."""
+    """The outbox and the erasure of a contact's messages (the intake logs through IntakeStore)."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
-
-    def record_inbound(
-        self,
-        channel: str,
-        channel_message_id: str,
-        contact: Contact | None,
-        body: str | None,
-        *,
-        chat_message_id: str | None = None,
-    ) -> Message | None:
-        """Log an inbound message; None when this id was seen before (a redelivery)."""
-        values = {
-            "channel": channel,
-            "direction": "in",
-            "channel_message_id": channel_message_id,
-            "contact_id": contact.id if contact else None,
-            "body": body,
-            "chat_message_id": chat_message_id,
-            "kind": "text",
-            "attempts": 0,
-            "ephemeral": False,
-            "created_at": utcnow(),
-        }
-        # One round trip, no savepoint: a redelivery inserts nothing and returns no row.
-        insert = pg_insert if is_postgres(self.session) else sqlite_insert
-        statement = (
-            insert(Message)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["channel", "direction", "channel_message_id"])
-            .returning(Message)
-        )
-        return self.session.scalars(
-            statement, execution_options={"populate_existing": True}
-        ).one_or_none()
-
-    def seen(self, channel: str, channel_message_id: str) -> bool:
-        """Whether an inbound message with this id is already logged."""
-        return (
-            self.session.scalar(
-                select(Message.id).where(
-                    Message.channel == channel,
-                    Message.direction == "in",
-                    Message.channel_message_id == channel_message_id,
-                )
-            )
-            is not None
-        )
 
     def queue_outbound(
         self,
@@ -174,18 +92,6 @@ class MessageRepository:
         )
         self.session.add(message)
         return message
-
-    def drop_pending(self, coalesce_key: str) -> int:
-        """Drop replies with this key that no worker has picked up yet; how many were dropped."""
-        result = self.session.execute(
-            delete(Message).where(
-                Message.coalesce_key == coalesce_key,
-                Message.status == "queued",
-                Message.locked_until.is_(None),
-                Message.attempts == 0,
-            )
-        )
-        return int(getattr(result, "rowcount", 0) or 0)
 
     def forget_contact(self, contact_id: int) -> None:
         """Erase the bodies of a contact's messages and cut them loose from the contact."""
