@@ -145,11 +145,13 @@ class _ProjectCatalog(Catalog):
     """A catalog that keeps its ``Plural-Forms`` header even for a language CLDR lacks (rom).
 
     Babel only writes ``Plural-Forms`` when it knows the locale, so a Romani catalog would lose
-    it on every write and its ``.mo`` would fall back to gettext's default rule.
+    it on every write and its ``.mo`` would fall back to gettext's default rule. It also leaves
+    out ``Generated-By``: that header names Babel's version, so every Babel release would
+    rewrite every catalog and make the committed ones look stale.
     """
 
     def _headers_with_plural_forms(self) -> list[tuple[str, str]]:
-        headers = self._get_mime_headers()
+        headers = [(k, v) for k, v in self._get_mime_headers() if k != "Generated-By"]
         if self.locale is None and self.locale_identifier:
             names = [name for name, _ in headers]
             if "Plural-Forms" not in names:
@@ -252,7 +254,7 @@ def extract_template(source_dir: Path = PROJECT_DIR) -> Catalog:
     """Extract every message of the sources as a template (what ``pybabel extract`` does)."""
     with (source_dir / "babel.cfg").open(encoding="utf-8") as fh:
         method_map, options_map = _parse_mapping(fh, "babel.cfg")
-    catalog = Catalog(project=PROJECT, copyright_holder=COPYRIGHT_HOLDER, domain=DOMAIN)
+    catalog = _ProjectCatalog(project=PROJECT, copyright_holder=COPYRIGHT_HOLDER, domain=DOMAIN)
     for filename, lineno, message, comments, context in extract_from_dir(
         source_dir,
         method_map,

@@ -23,6 +23,7 @@ from typing import Any, cast
 from sqlalchemy import (
     Boolean,
     Connection,
+    LargeBinary,
     Table,
     bindparam,
     delete,
@@ -31,6 +32,7 @@ from sqlalchemy import (
     null,
     select,
     text,
+    type_coerce,
     update,
 )
 from sqlalchemy.engine import Dialect
@@ -87,6 +89,9 @@ _LOAD = (
         _conversation.c.campaign,
         _conversation.c.version,
         _conversation.c.updated_at,
+        # The address as stored, still encrypted: replies to this person reuse the token
+        # instead of encrypting the same address again (a Fernet encryption is about 10 µs).
+        type_coerce(_contact.c.address, LargeBinary()).label("address_token"),
     )
     .select_from(_contact.outerjoin(_conversation))
     .where(
@@ -142,9 +147,17 @@ _QUEUED_COLUMNS = (
     "coalesce_key",
     "created_at",
 )
+# ``to_address`` goes in as a token already encrypted: see IntakeStore.queue.
 _QUEUE = (
     insert(_message)
-    .values({name: bindparam(name, type_=_message.c[name].type) for name in _QUEUED_COLUMNS})
+    .values(
+        {
+            name: bindparam(
+                name, type_=LargeBinary() if name == "to_address" else _message.c[name].type
+            )
+            for name in _QUEUED_COLUMNS
+        }
+    )
     .returning(_message.c.id)
 )
 
@@ -363,6 +376,9 @@ class IntakeStore:
         self.lock = connection.dialect.name == "postgresql"
         self._writes: list[tuple[_Prepared, dict[str, Any], str]] = []
         self._queued = 0
+        # The sender of the message being handled: (channel, address) -> (look-up hash, the
+        # stored address token). Replies to them reuse both instead of computing them again.
+        self._sender: tuple[tuple[str, str], str, bytes | None] | None = None
 
     def arrive(
         self,
@@ -381,6 +397,7 @@ class IntakeStore:
         redelivery). A first message creates the contact (a concurrent creation wins).
         """
         digest = keyring().lookup_hash(channel, address)
+        self._sender = ((channel, address), digest, None)
         load, record = self.db.run_all(
             [
                 (
@@ -405,7 +422,7 @@ class IntakeStore:
         logged_row = record.fetchone()
         logged = None if logged_row is None else int(logged_row[0])
         if found is not None:
-            contact, conversation = self._loaded(_LOAD_P.form(self.db.dialect).row(found))
+            contact, conversation = self._loaded(_LOAD_P.form(self.db.dialect).row(found), digest)
             return contact, conversation, logged
         self.db.execute(
             _CREATE_CONTACT_P,
@@ -434,10 +451,11 @@ class IntakeStore:
             _LOAD_LOCKED_P if self.lock else _LOAD_P,
             {"channel": channel, "address_hash": digest},
         )
-        return None if row is None else self._loaded(row)
+        return None if row is None else self._loaded(row, digest)
 
-    @staticmethod
-    def _loaded(row: Sequence[Any]) -> tuple[ContactRow, ConversationRow | None]:
+    def _loaded(
+        self, row: Sequence[Any], digest: str
+    ) -> tuple[ContactRow, ConversationRow | None]:
         (
             contact_id,
             contact_channel,
@@ -452,7 +470,10 @@ class IntakeStore:
             campaign,
             version,
             updated_at,
+            address_token,
         ) = row
+        if self._sender is not None and self._sender[1] == digest:
+            self._sender = (self._sender[0], digest, bytes(address_token))
         contact = ContactRow(
             contact_id, contact_channel, language, bool(plain_letters), opted_out_at, bool(is_test)
         )
@@ -495,14 +516,22 @@ class IntakeStore:
         ``erase`` keeps neither body nor address (a reply shown on screen, or never sent, to
         someone who asked us to forget them).
         """
+        ring = keyring()
+        sender = self._sender
+        if sender is not None and sender[0] == (channel, to_address):
+            recipient_key, token = sender[1], sender[2]
+        else:
+            recipient_key, token = ring.lookup_hash(channel, to_address), None
+        if not erase and token is None:
+            token = ring.encrypt(to_address)
         values = {
             "channel": channel,
             "direction": "out",
             "kind": kind,
             "contact_id": contact_id,
             "body": None if erase else body,
-            "to_address": None if erase else to_address,
-            "recipient_key": keyring().lookup_hash(channel, to_address),
+            "to_address": None if erase else token,
+            "recipient_key": recipient_key,
             "reply_markup": reply_markup,
             "status": status,
             "attempts": 0,

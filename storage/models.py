@@ -114,6 +114,14 @@ class Message(Base):
         Index("ix_message_outbox", "status", "next_attempt_at"),
         Index("ix_message_contact", "contact_id", "id"),
         Index("ix_message_recipient", "recipient_key", "status"),
+        # Only the SMS "got it" replies carry a key: a partial index stays small, and the
+        # intake finds a pending one without scanning the outbox.
+        Index(
+            "ix_message_coalesce",
+            "coalesce_key",
+            sqlite_where=text("coalesce_key IS NOT NULL"),
+            postgresql_where=text("coalesce_key IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
