@@ -164,6 +164,23 @@ class Conversation:
     plain_letters: bool = False
     updated_at: datetime | None = None
 
+    def copy(self) -> Conversation:
+        """A copy whose answers and history can change without touching this one."""
+        # Field by field: dataclasses.replace() inspects the fields on every call (about 4 µs).
+        return Conversation(
+            self.state,
+            self.language,
+            dict(self.answers),
+            list(self.history),
+            self.misses,
+            self.editing,
+            self.resume,
+            self.campaign,
+            self.opted_out,
+            self.plain_letters,
+            self.updated_at,
+        )
+
     def to_json(self) -> dict[str, Any]:
         """The parts of the state that are stored as JSON (answers are stored encrypted)."""
         return {

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -23,6 +25,7 @@ class KeyRing:
             raise ValueError("RAPORTO_HASH_KEY must not be empty")
         self._fernet = MultiFernet([Fernet(k.strip().encode()) for k in fernet_keys])
         self._hash_key = hash_key.encode()
+        self._recent = _RecentTokens(RECENT_TOKENS)
 
     def encrypt(self, text: str) -> bytes:
         """Encrypt a text under the newest key."""
@@ -32,6 +35,18 @@ class KeyRing:
         """Decrypt a token made under any of the keys."""
         return self._fernet.decrypt(bytes(token)).decode("utf-8")
 
+    def encrypt_remembered(self, text: str) -> bytes:
+        """Encrypt a text, and remember it so that :meth:`decrypt_remembered` can skip the work."""
+        token = self.encrypt(text)
+        self._recent.put(token, text)
+        return token
+
+    def decrypt_remembered(self, token: bytes) -> str:
+        """Decrypt a token, or recall its text when this process made it recently."""
+        key = bytes(token)
+        text = self._recent.get(key)
+        return self.decrypt(key) if text is None else text
+
     def rotate(self, token: bytes) -> bytes:
         """Re-encrypt a token under the newest key."""
         return self._fernet.rotate(bytes(token))
@@ -40,6 +55,34 @@ class KeyRing:
         """A keyed hash that finds a row by a secret value without storing the value."""
         message = "\x1f".join(parts).encode("utf-8")
         return hmac.new(self._hash_key, message, hashlib.sha256).hexdigest()
+
+
+# A conversation's answers are decrypted on every message and encrypted again after it: the
+# process that wrote a token can recall its text instead (a decryption costs 10-20 µs). A token
+# is made with a fresh random IV, so it names exactly one text: nothing can go stale. The texts
+# are those of the last few hundred conversations, which the process held a moment ago anyway.
+RECENT_TOKENS = 512
+
+
+class _RecentTokens:
+    """The plain texts of the last tokens this process made, least recently used dropped."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._texts: OrderedDict[bytes, str] = OrderedDict()
+        self._lock = threading.Lock()  # web threads and the worker may share the key ring
+
+    def put(self, token: bytes, text: str) -> None:
+        """Remember the text of a token just made."""
+        with self._lock:
+            self._texts[token] = text
+            if len(self._texts) > self._size:
+                self._texts.popitem(last=False)
+
+    def get(self, token: bytes) -> str | None:
+        """The text of a remembered token (which is then forgotten: it is read once)."""
+        with self._lock:
+            return self._texts.pop(token, None)
 
 
 _ring: KeyRing | None = None
@@ -79,17 +122,30 @@ class EncryptedText(TypeDecorator[str]):
 
 
 class EncryptedJSON(TypeDecorator[Any]):
-    """A JSON document stored as a Fernet token (answers hold descriptions and phone numbers)."""
+    """A JSON document stored as a Fernet token (answers hold descriptions and phone numbers).
+
+    ``remember=True`` is for a document read back soon after it is written, as a conversation's
+    answers are by the person's next message: the process recalls its own tokens' texts.
+    """
 
     impl = LargeBinary
     cache_ok = True
+
+    def __init__(self, remember: bool = False) -> None:
+        super().__init__()
+        self.remember = remember
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> bytes | None:
         """Serialise and encrypt on the way in."""
         if value is None:
             return None
-        return keyring().encrypt(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        ring = keyring()
+        return ring.encrypt_remembered(text) if self.remember else ring.encrypt(text)
 
     def process_result_value(self, value: bytes | None, dialect: Dialect) -> Any:
         """Decrypt and parse on the way out."""
-        return None if value is None else json.loads(keyring().decrypt(value))
+        if value is None:
+            return None
+        ring = keyring()
+        return json.loads(ring.decrypt_remembered(value) if self.remember else ring.decrypt(value))

@@ -91,7 +91,7 @@ class Conversation(Base):
         ForeignKey("contact.id", ondelete="CASCADE"), unique=True
     )
     state: Mapped[str] = mapped_column(String(32))
-    answers: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON())
+    answers: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON(remember=True))
     flow: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     campaign: Mapped[str | None] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer, default=1)

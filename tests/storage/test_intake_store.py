@@ -191,3 +191,34 @@ def test_a_queued_reply_wakes_the_delivery_workers(postgres_url: str, tmp_path: 
     finally:
         listener.close()
         services.engine.dispose()
+
+
+def test_replies_reuse_the_senders_stored_address_and_hash(services: Services) -> None:
+    conversation(services, ["hello", "7"])  # English: the welcome and the consent question
+    with services.uow() as session:
+        contact = session.scalars(select(Contact)).one()
+        raw = session.execute(
+            text("SELECT address, address_hash FROM contact WHERE id = :id"), {"id": contact.id}
+        ).one()
+        replies = session.execute(
+            text("SELECT to_address, recipient_key FROM message WHERE direction = 'out'")
+        ).all()
+    assert len(replies) >= 2
+    # The token the contact holds, not a new encryption of the same number for every reply.
+    assert {bytes(r.to_address) for r in replies} == {bytes(raw.address)}
+    assert {r.recipient_key for r in replies} == {raw.address_hash}
+    assert b"38344123456" not in bytes(raw.address)
+
+
+def test_a_pending_sms_ack_is_found_through_its_own_index(services: Services) -> None:
+    delete = (
+        "DELETE FROM message WHERE coalesce_key = 'ack:1' "
+        "AND status = 'queued' AND locked_until IS NULL AND attempts = 0"
+    )
+    with services.engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {delete}").all()
+        else:  # an empty table is scanned anyway: ask whether the index can serve at all
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+            plan = conn.exec_driver_sql(f"EXPLAIN {delete}").all()
+    assert any("ix_message_coalesce" in str(row[-1]) for row in plan), plan
