@@ -285,11 +285,12 @@ class _DialogMachine(Machine):
         The base method also binds ``trigger``/``may_trigger`` helpers and visits every state
         for each model; ``Dialog`` declares neither, so this skips that walk (about 5 µs).
         """
+        state: Any = self.initial if initial is None else initial
         for mod in listify(model):
             if mod not in self.models:
                 for trigger in self.events:
                     self._add_trigger_to_model(trigger, mod)
-                self.set_state(self.initial if initial is None else initial, model=mod)
+                self.set_state(state, model=mod)
                 self.models.append(mod)
 
 
