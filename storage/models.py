@@ -111,14 +111,29 @@ class Message(Base):
         UniqueConstraint(
             "channel", "direction", "channel_message_id", name="uq_message_channel_id"
         ),
-        Index("ix_message_outbox", "status", "next_attempt_at"),
+        # Partial: inbound messages have neither a status nor a recipient, and leaving them
+        # out of these two indexes spares each inbound insert two index pages.
+        Index(
+            "ix_message_outbox",
+            "status",
+            "next_attempt_at",
+            sqlite_where=text("status IS NOT NULL"),
+            postgresql_where=text("status IS NOT NULL"),
+        ),
         Index("ix_message_contact", "contact_id", "id"),
-        Index("ix_message_recipient", "recipient_key", "status"),
+        Index(
+            "ix_message_recipient",
+            "recipient_key",
+            "status",
+            sqlite_where=text("recipient_key IS NOT NULL"),
+            postgresql_where=text("recipient_key IS NOT NULL"),
+        ),
         # Only the SMS "got it" replies carry a key: a partial index stays small, and the
         # intake finds a pending one without scanning the outbox.
         Index(
             "ix_message_coalesce",
             "coalesce_key",
+            "status",
             sqlite_where=text("coalesce_key IS NOT NULL"),
             postgresql_where=text("coalesce_key IS NOT NULL"),
         ),
