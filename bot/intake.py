@@ -132,7 +132,7 @@ class IntakeService:
         self, unit: CoreUnit, inbound: Inbound, extra: _Extra, *, is_test: bool
     ) -> HandleResult:
         now = self.clock()
-        store = IntakeStore(unit.connection)
+        store = IntakeStore(unit)
         contact, row, logged = store.arrive(
             inbound.channel,
             inbound.sender,
@@ -163,7 +163,8 @@ class IntakeService:
         # from the desk, goes to its case and is thanked; all else goes to the dialog engine.
         state = row.state if row else None
         answered = None
-        if checkins.may_be_for_the_desk(inbound, state):  # else no ORM session is needed
+        # A contact created just now has had no message from the desk: no look-up either.
+        if not contact.new and checkins.may_be_for_the_desk(inbound, state):
             session = unit.session
             answered = checkins.take_answer(
                 session, contact, inbound, self.lexicon, now, state
@@ -341,10 +342,13 @@ class IntakeService:
             )
             for item in a.get("evidence", [])
         ]
-        ComplaintRepository(session).add(complaint, attachments)
-        if self.complaints is not None:
-            # Priority and events in this transaction: stored if and only if the complaint is.
-            self.complaints.submitted(session, complaint, self.clock())
+        if self.complaints is None:
+            ComplaintRepository(session).add(complaint, attachments)
+            return complaint
+        # Priority and events in this transaction: stored if and only if the complaint is.
+        self.complaints.submitted(
+            session, complaint, attachments, self.clock(), contact_address=inbound.sender
+        )
         return complaint
 
     def _status(self, session: Session, contact: ContactRow, query: StatusQuery) -> Prompt:

@@ -49,7 +49,8 @@ from dialogs.municipalities import BY_CODE
 from dialogs.options import STATUS_LABELS
 from storage.db import UnitOfWork, is_postgres
 from storage.events import WebhookDelivery, WebhookEndpoint, WebhookEvent
-from storage.models import Complaint, Contact, utcnow
+from storage.models import Attachment, Complaint, Contact, utcnow
+from storage.repositories import ComplaintRepository
 
 log = logging.getLogger(__name__)
 
@@ -251,9 +252,17 @@ def new_event_id() -> str:
     return "evt_" + uuid.uuid4().hex
 
 
-def _contact(session: Session, complaint: Complaint) -> dict[str, str] | None:
-    """How to reach the person, only when they agreed to be contacted."""
+def _contact(
+    session: Session, complaint: Complaint, address: str | None = None
+) -> dict[str, str] | None:
+    """How to reach the person, only when they agreed to be contacted.
+
+    ``address`` is the contact's address when the caller has it (the intake, at submit):
+    otherwise the contact is loaded and its address decrypted.
+    """
     if complaint.contact_preference == "this" and complaint.contact_id is not None:
+        if address is not None:
+            return {"preference": "this", "channel": complaint.channel, "address": address}
         contact = session.get(Contact, complaint.contact_id)
         if contact is not None:
             return {"preference": "this", "channel": contact.channel, "address": contact.address}
@@ -262,7 +271,9 @@ def _contact(session: Session, complaint: Complaint) -> dict[str, str] | None:
     return None
 
 
-def complaint_data(session: Session, complaint: Complaint) -> dict[str, Any]:
+def complaint_data(
+    session: Session, complaint: Complaint, *, contact_address: str | None = None
+) -> dict[str, Any]:
     """The complaint as sent to the prioritisation and legal teams (the ``data`` of an event)."""
     municipality = BY_CODE.get(complaint.municipality)
     return {
@@ -290,7 +301,7 @@ def complaint_data(session: Session, complaint: Complaint) -> dict[str, Any]:
         "language": complaint.language,
         "channel": complaint.channel,
         "campaign": complaint.campaign,
-        "contact": _contact(session, complaint),
+        "contact": _contact(session, complaint, contact_address),
         "sharing": complaint.sharing,
         "submitted_at": iso(complaint.created_at),
         "updated_at": iso(complaint.updated_at),
@@ -318,22 +329,36 @@ def notify_webhooks(session: Session) -> None:
         session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
 
 
+Endpoints = Sequence[tuple[int, list[str] | None, bool]]
+
+
+def enabled_endpoints(session: Session) -> Endpoints:
+    """The enabled endpoints: id, event types and whether only legal-support events go there."""
+    rows = session.execute(
+        select(WebhookEndpoint.id, WebhookEndpoint.event_types, WebhookEndpoint.legal_only).where(
+            WebhookEndpoint.enabled.is_(True)
+        )
+    )
+    return [(int(i), types, bool(legal_only)) for i, types, legal_only in rows]
+
+
 def emit(
     session: Session,
     event_type: str,
     complaint: Complaint,
     data: Mapping[str, Any],
     now: datetime,
+    endpoints: Endpoints | None = None,
 ) -> WebhookEvent | None:
-    """Write an event and its deliveries in the caller's transaction; none for test complaints."""
+    """Write an event and its deliveries in the caller's transaction; none for test complaints.
+
+    ``endpoints`` saves the look-up when one change emits several events.
+    """
     if complaint.is_test:
         return None
     legal = bool(complaint.legal_support)
-    endpoints = session.execute(
-        select(WebhookEndpoint.id, WebhookEndpoint.event_types, WebhookEndpoint.legal_only).where(
-            WebhookEndpoint.enabled.is_(True)
-        )
-    ).all()
+    if endpoints is None:
+        endpoints = enabled_endpoints(session)
     event_id = new_event_id()
     event = WebhookEvent(
         event_id=event_id,
@@ -402,16 +427,32 @@ class ComplaintEvents:
         return assessment
 
     def submitted(
-        self, session: Session, complaint: Complaint, now: datetime
+        self,
+        session: Session,
+        complaint: Complaint,
+        attachments: list[Attachment],
+        now: datetime,
+        *,
+        contact_address: str | None = None,
     ) -> list[WebhookEvent]:
-        """Assess a new complaint and queue complaint.submitted (and legal_support.requested)."""
+        """Assess a new complaint, store it, and queue complaint.submitted (and
+        legal_support.requested).
+
+        The complaint is assessed before it is stored, so that it is inserted once with its
+        priority rather than inserted and updated.
+        """
         self.assess(session, complaint, now)
-        session.flush()
+        ComplaintRepository(session).add(complaint, attachments)
         if complaint.is_test:
             return []
-        data = complaint_data(session, complaint)
+        data = complaint_data(session, complaint, contact_address=contact_address)
         types = [SUBMITTED] + ([LEGAL_REQUESTED] if complaint.legal_support else [])
-        return [e for t in types if (e := emit(session, t, complaint, data, now)) is not None]
+        endpoints = enabled_endpoints(session)
+        return [
+            e
+            for t in types
+            if (e := emit(session, t, complaint, data, now, endpoints)) is not None
+        ]
 
     def withdrawn(
         self, session: Session, complaint: Complaint, previous_status: str, now: datetime

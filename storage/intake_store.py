@@ -42,6 +42,7 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from storage.crypto import EncryptedText, keyring
+from storage.db import CoreUnit
 from storage.models import Contact, Conversation, Message, UTCDateTime
 
 _contact = cast(Table, Contact.__table__)
@@ -59,6 +60,7 @@ class ContactRow:
     plain_letters: bool
     opted_out_at: datetime | None
     is_test: bool
+    new: bool = False  # created by the message being handled
 
 
 @dataclass
@@ -107,12 +109,13 @@ _LOAD_LOCKED = _LOAD.with_for_update(of=_contact)
 # Dialect-specific ``insert()`` constructs carry no cache key and are compiled anew each time;
 # a text() statement with typed parameters is compiled once. SQLite 3.35+ and PostgreSQL share
 # the ON CONFLICT … RETURNING syntax.
+# ``address`` goes in encrypted already: replies to the new contact reuse the token.
 _CREATE_CONTACT = text(
     "INSERT INTO contact (channel, address_hash, address, plain_letters, is_test, created_at) "
     "VALUES (:channel, :address_hash, :address, false, :is_test, :created_at) "
     "ON CONFLICT (channel, address_hash) DO NOTHING RETURNING id"
 ).bindparams(
-    bindparam("address", type_=EncryptedText()),
+    bindparam("address", type_=LargeBinary()),
     bindparam("is_test", type_=Boolean()),
     bindparam("created_at", type_=UTCDateTime()),
 )
@@ -308,16 +311,21 @@ _UPDATE_CONTACT_P = _Prepared(_UPDATE_CONTACT)
 
 
 class _Cursor:
-    """A connection in a transaction, running prepared statements on the driver's cursors."""
+    """A unit's driver connection, running prepared statements on the driver's cursors."""
 
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-        self.dialect = conn.dialect
-        self.fairy = conn.connection  # checked out and in the transaction conn.begin() opened
+    def __init__(self, unit: CoreUnit) -> None:
+        self.unit = unit
+        self.dialect = unit.dialect
+        self.fairy = unit.fairy  # checked out, and in the unit's transaction
         self.error: type[Exception] = self.dialect.loaded_dbapi.Error
-        # Looked up once: each lookup of a connection's dispatch builds a joined listener list.
-        listeners = conn.dispatch.before_cursor_execute
-        self.announce = listeners if listeners else None
+        # Listeners (statement counts in bench/, tests) see these statements as any other; the
+        # unit then works through a SQLAlchemy Connection, which they are given.
+        self.conn: Connection | None = None
+        self.announce: Any = None
+        if unit.engine.dispatch.before_cursor_execute:
+            self.conn = unit.connection
+            # Looked up once: each lookup of a connection's dispatch builds a joined list.
+            self.announce = self.conn.dispatch.before_cursor_execute
 
     def run_all(self, statements: Sequence[tuple[_Prepared, dict[str, Any]]]) -> list[Any]:
         """Run statements in order, each on a cursor of its own (returned, results unread).
@@ -336,7 +344,6 @@ class _Cursor:
                     sql, parameters = form.sql, form.parameters(values)
                     cursor = self.fairy.cursor()
                     if self.announce is not None:
-                        # Listeners (statement counts in bench/, tests) see these as any other.
                         self.announce(self.conn, cursor, sql, parameters, None, False)
                     cursor.execute(sql, parameters)
                     cursors.append(cursor)
@@ -344,7 +351,7 @@ class _Cursor:
             # As SQLAlchemy does: a lost connection invalidates the pool's stale connections.
             lost = self.dialect.is_disconnect(cast(Any, exc), self.fairy.dbapi_connection, cursor)
             if lost:
-                self.conn.invalidate(exc)
+                self.unit.invalidate(exc)
             raise DBAPIError.instance(
                 sql, parameters, exc, self.error, connection_invalidated=lost, dialect=self.dialect
             ) from exc
@@ -370,10 +377,10 @@ class IntakeStore:
     the contact, the wake-up call) are collected and sent together by :meth:`write`.
     """
 
-    def __init__(self, connection: Connection) -> None:
-        self.db = _Cursor(connection)  # in the transaction the caller began
+    def __init__(self, unit: CoreUnit) -> None:
+        self.db = _Cursor(unit)  # in the transaction the caller began
         # PostgreSQL: rows are locked per person; SQLite locks the whole database anyway.
-        self.lock = connection.dialect.name == "postgresql"
+        self.lock = unit.dialect.name == "postgresql"
         self._writes: list[tuple[_Prepared, dict[str, Any], str]] = []
         self._queued = 0
         # The sender of the message being handled: (channel, address) -> (look-up hash, the
@@ -424,25 +431,34 @@ class IntakeStore:
         if found is not None:
             contact, conversation = self._loaded(_LOAD_P.form(self.db.dialect).row(found), digest)
             return contact, conversation, logged
-        self.db.execute(
+        token = keyring().encrypt(address)
+        created = self.db.execute(
             _CREATE_CONTACT_P,
             {
                 "channel": channel,
                 "address_hash": digest,
-                "address": address,
+                "address": token,
                 "is_test": is_test,
                 "created_at": now,
             },
-        )
-        # Ours, or the one another worker created in between: read it back (and lock it).
-        again = self.load(channel, address)
-        if again is None:  # pragma: no cover - the insert or the conflict guarantees a row
-            raise StaleDataError("contact vanished while being created")
+        ).fetchone()
+        if created is not None:
+            # Ours: nobody else can see (or lock) it before we commit, and it has no
+            # conversation yet.
+            contact = ContactRow(int(created[0]), channel, None, False, None, is_test, new=True)
+            self._sender = ((channel, address), digest, token)
+            conversation = None
+        else:
+            # Another worker created it in between: read theirs back (and lock it).
+            again = self.load(channel, address)
+            if again is None:  # pragma: no cover - the conflict guarantees a row
+                raise StaleDataError("contact vanished while being created")
+            contact, conversation = again
         if logged is not None:
             self.db.execute(
-                _SET_INBOUND_CONTACT_P, {"message_id": logged, "contact_id": again[0].id}
+                _SET_INBOUND_CONTACT_P, {"message_id": logged, "contact_id": contact.id}
             )
-        return again[0], again[1], logged
+        return contact, conversation, logged
 
     def load(self, channel: str, address: str) -> tuple[ContactRow, ConversationRow | None] | None:
         """The contact with this address and its conversation (locked on PostgreSQL)."""

@@ -23,7 +23,7 @@ def test_a_stored_conversation_reads_back_with_its_types(services: Services) -> 
     conversation(services, ["hello", "7", "1", "2"])  # English, consent, not in danger
     now = utcnow()
     with services.uow.core() as unit:
-        store = IntakeStore(unit.connection)
+        store = IntakeStore(unit)
         loaded = store.load("sms", "+38344123456")
         assert loaded is not None
         contact, row = loaded
@@ -42,7 +42,7 @@ def test_a_stored_conversation_reads_back_with_its_types(services: Services) -> 
 def test_a_redelivered_id_records_nothing(services: Services) -> None:
     now = utcnow()
     with services.uow.core() as unit:
-        store = IntakeStore(unit.connection)
+        store = IntakeStore(unit)
         contact, _, first = store.arrive(
             "sms", "+38344000001", "SM-1", "hello", chat_message_id=None, is_test=False, now=now
         )
@@ -62,7 +62,7 @@ def test_a_redelivered_id_records_nothing(services: Services) -> None:
 def test_writes_wait_for_write_and_return_the_queued_ids(services: Services) -> None:
     now = utcnow()
     with services.uow.core() as unit:
-        store = IntakeStore(unit.connection)
+        store = IntakeStore(unit)
         contact, row, _ = store.arrive(
             "sms", "+38344000003", "SM-3", "hi", chat_message_id=None, is_test=False, now=now
         )
@@ -101,7 +101,7 @@ def test_a_conversation_changed_meanwhile_is_stale(services: Services) -> None:
     with services.uow() as session:
         session.execute(update(Conversation).values(version=Conversation.version + 1))
     with pytest.raises(StaleDataError), services.uow.core() as unit:
-        store = IntakeStore(unit.connection)
+        store = IntakeStore(unit)
         loaded = store.load("sms", "+38344123456")
         assert loaded is not None
         contact, row = loaded
@@ -116,7 +116,7 @@ def test_a_conversation_changed_meanwhile_is_stale(services: Services) -> None:
 def test_driver_errors_come_out_as_sqlalchemy_errors_and_roll_back(services: Services) -> None:
     now = utcnow()
     with pytest.raises(IntegrityError), services.uow.core() as unit:
-        store = IntakeStore(unit.connection)
+        store = IntakeStore(unit)
         contact, _, _ = store.arrive(
             "sms", "+38344000002", "SM-2", "x", chat_message_id=None, is_test=False, now=now
         )
