@@ -272,9 +272,19 @@ def _contact(
 
 
 def complaint_data(
-    session: Session, complaint: Complaint, *, contact_address: str | None = None
+    session: Session,
+    complaint: Complaint,
+    *,
+    contact_address: str | None = None,
+    evidence_count: int | None = None,
 ) -> dict[str, Any]:
-    """The complaint as sent to the prioritisation and legal teams (the ``data`` of an event)."""
+    """The complaint as sent to the prioritisation and legal teams (the ``data`` of an event).
+
+    A caller that has the contact's address or the number of attachments at hand passes them,
+    which saves loading them.
+    """
+    if evidence_count is None:
+        evidence_count = len(complaint.attachments)
     municipality = BY_CODE.get(complaint.municipality)
     return {
         "reference": complaint.reference,
@@ -292,7 +302,7 @@ def complaint_data(
             "municipality_name": municipality.sq if municipality else None,
             "occurred": complaint.occurred,
             "stakes": list(complaint.stakes or []),
-            "evidence_count": len(complaint.attachments),
+            "evidence_count": evidence_count,
             "contact_preference": complaint.contact_preference,
             "legal_support": complaint.legal_support,
             "sharing": complaint.sharing,
@@ -445,7 +455,9 @@ class ComplaintEvents:
         ComplaintRepository(session).add(complaint, attachments)
         if complaint.is_test:
             return []
-        data = complaint_data(session, complaint, contact_address=contact_address)
+        data = complaint_data(
+            session, complaint, contact_address=contact_address, evidence_count=len(attachments)
+        )
         types = [SUBMITTED] + ([LEGAL_REQUESTED] if complaint.legal_support else [])
         endpoints = enabled_endpoints(session)
         return [

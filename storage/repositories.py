@@ -146,8 +146,8 @@ class ComplaintRepository:
     def add(self, complaint: Complaint, attachments: list[Attachment]) -> None:
         """Store a new complaint with its evidence."""
         self.session.add(complaint)
-        # Set even when empty: the collection is then known, and reading it costs no SELECT.
-        complaint.attachments.extend(attachments)
+        for attachment in attachments:
+            complaint.attachments.append(attachment)
         self.session.flush()
 
 
