@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage.crypto import keyring
-from storage.models import Attachment, Campaign, Complaint, Contact, Message
+from storage.models import Attachment, Campaign, Complaint, Contact, Message, utcnow
+
+_COMPLAINT = cast(Table, Complaint.__table__)
+_ATTACHMENT = cast(Table, Attachment.__table__)
+_INSERT_COMPLAINT = insert(_COMPLAINT).returning(_COMPLAINT.c.id)
 
 
 class ContactRepository:
@@ -149,6 +153,42 @@ class ComplaintRepository:
         for attachment in attachments:
             complaint.attachments.append(attachment)
         self.session.flush()
+
+    def insert(self, complaint: Complaint, attachments: list[Attachment]) -> int:
+        """Store a new complaint and its evidence at once, with Core INSERTs; the new id.
+
+        For the intake, where the ORM's unit of work cost more than the statements (0.5 ms a
+        report). ``complaint`` stays out of the session: it is given its id and timestamps
+        and may be read, but is not to be added to a session afterwards.
+        """
+        connection = self.session.connection()
+        now = utcnow()
+        complaint.created_at = complaint.created_at or now
+        complaint.updated_at = complaint.updated_at or now
+        # Columns left out (None) take their defaults, as with the ORM.
+        values = {
+            column.key: value
+            for column in _COMPLAINT.columns
+            if column.key != "id" and (value := getattr(complaint, column.key)) is not None
+        }
+        complaint.id = int(connection.execute(_INSERT_COMPLAINT, values).scalar_one())
+        if attachments:
+            connection.execute(
+                insert(_ATTACHMENT),
+                [
+                    {
+                        "complaint_id": complaint.id,
+                        "channel": a.channel,
+                        "kind": a.kind,
+                        "source_ref": a.source_ref,
+                        "content_type": a.content_type,
+                        "size": a.size,
+                        "created_at": now,
+                    }
+                    for a in attachments
+                ],
+            )
+        return complaint.id
 
 
 class CampaignRepository:
