@@ -353,6 +353,14 @@ def _verdict(value: float, limit: float, *, at_most: bool = True) -> str:
     return "**met**" if ok else "**missed**"
 
 
+def _ratio_verdict(baseline: Summary, ours: Summary) -> str:
+    """The 3× verdict on the medians, saying so when the means fall short of it."""
+    verdict = _verdict(baseline.median / ours.median, TARGET_RATIO, at_most=False)
+    if baseline.mean / ours.mean < TARGET_RATIO:
+        verdict += " (the means: below)"
+    return verdict
+
+
 def _row(cells: Sequence[str]) -> str:
     """One Markdown table row."""
     return "| " + " | ".join(cells) + " |"
@@ -415,8 +423,8 @@ def _target_rows(r: Results) -> list[str]:
                 "≥ 3× cheaper per message than the ConversationHandler baseline, both durable "
                 f"per message, same people ({r.base_durable.users})",
                 f"baseline {ms(durable.median)} ÷ ours on PostgreSQL {ms(pgs.median)} "
-                f"= {ratio:.2f}×",
-                _verdict(ratio, TARGET_RATIO, at_most=False),
+                f"= {ratio:.2f}×; of the means {durable.mean / pgs.mean:.2f}×",
+                _ratio_verdict(durable, pgs),
             ]
         ),
     ]
@@ -431,8 +439,8 @@ def _target_rows(r: Results) -> list[str]:
                     "not a power loss, as the baseline's write (which, unlike it, can be left "
                     "half-written)",
                     f"baseline {ms(durable.median)} ÷ ours on SQLite {ms(lite.median)} "
-                    f"= {lite_ratio:.2f}×",
-                    _verdict(lite_ratio, TARGET_RATIO, at_most=False),
+                    f"= {lite_ratio:.2f}×; of the means {durable.mean / lite.mean:.2f}×",
+                    _ratio_verdict(durable, lite),
                 ]
             )
         )
@@ -466,7 +474,7 @@ def render(options: RunOptions, r: Results, elapsed_s: float) -> str:
         "",
         "### Targets",
         "",
-        _row(["target", "measured (median; p95)", "verdict (on the median)"]),
+        _row(["target", "measured (median; p95 or ratio of the means)", "verdict (on the median)"]),
         _row(["---", "---", "---"]),
         *_target_rows(r),
         "",
@@ -593,11 +601,17 @@ METHOD_NOTES = [
     "- Engine alone: `complaint_dialog.step()` on the engine's own types, each call timed "
     "with `time.perf_counter_ns` after a warm-up; no I/O, no rendering.",
     "- Engine + storage: `IntakeService.handle()` as the webhooks call it, built by "
-    "`bot.app.build_services`: the contact (found by keyed hash) and its conversation loaded "
-    "in one statement, row-locked on PostgreSQL, beside the de-duplicating insert of the "
-    "message; engine step; replies rendered; outbox rows, encrypted answers and NOTIFY "
-    "written together (`storage/intake_store.py`: one psycopg pipeline each on PostgreSQL, "
-    "so three round trips with the commit); commit. SQLite is a fresh file migrated "
+    "`bot.app.build_services`: a driver connection from the pool, in a transaction begun on "
+    "the driver (`storage/db.py`, `CoreUnit`: SQLAlchemy joins only for ORM work); the "
+    "contact (found by keyed hash) and its conversation loaded in one statement, row-locked "
+    "on PostgreSQL, beside the de-duplicating insert of the message; engine step; replies "
+    "rendered; outbox rows, encrypted answers and NOTIFY written together "
+    "(`storage/intake_store.py`: one psycopg pipeline each on PostgreSQL, so three round "
+    "trips with the commit); commit. Every inbound body, reply body and set of answers is "
+    "encrypted with Fernet; the answers of the person's previous message are recalled from "
+    "the token this process wrote, not decrypted (`storage/crypto.py`). A submitted report "
+    "is written with Core inserts (complaint, events), not the ORM's unit of work. SQLite is "
+    "a fresh file migrated "
     "with `storage.migrate.upgrade`; PostgreSQL is the `raporto_bench` database over TCP on "
     "the same machine, its schema dropped and migrated at the start. One client, one "
     "message at a time: this is latency, not throughput under load.",

@@ -6,7 +6,9 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -25,7 +27,7 @@ class KeyRing:
             raise ValueError("RAPORTO_HASH_KEY must not be empty")
         self._fernet = MultiFernet([Fernet(k.strip().encode()) for k in fernet_keys])
         self._hash_key = hash_key.encode()
-        self._recent = _RecentTokens(RECENT_TOKENS)
+        self._recent = _RecentTokens(RECENT_TOKENS, RECENT_SECONDS)
 
     def encrypt(self, text: str) -> bytes:
         """Encrypt a text under the newest key."""
@@ -59,30 +61,41 @@ class KeyRing:
 
 # A conversation's answers are decrypted on every message and encrypted again after it: the
 # process that wrote a token can recall its text instead (a decryption costs 10-20 µs). A token
-# is made with a fresh random IV, so it names exactly one text: nothing can go stale. The texts
-# are those of the last few hundred conversations, which the process held a moment ago anyway.
+# is made with a fresh random IV, so it names exactly one text: nothing can go stale. Only the
+# answers of the last few hundred conversations are kept, each until the person's next message
+# or for RECENT_SECONDS at most: plain text is not kept in memory longer than a reply takes.
 RECENT_TOKENS = 512
+RECENT_SECONDS = 30 * 60
 
 
 class _RecentTokens:
-    """The plain texts of the last tokens this process made, least recently used dropped."""
+    """The plain texts of the last tokens this process made, the oldest dropped first."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, seconds: float, clock: Callable[[], float] = time.monotonic):
         self._size = size
-        self._texts: OrderedDict[bytes, str] = OrderedDict()
+        self._seconds = seconds
+        self._clock = clock
+        self._texts: OrderedDict[bytes, tuple[str, float]] = OrderedDict()
         self._lock = threading.Lock()  # web threads and the worker may share the key ring
 
     def put(self, token: bytes, text: str) -> None:
-        """Remember the text of a token just made."""
+        """Remember the text of a token just made; forget those too many or too old."""
+        now = self._clock()
         with self._lock:
-            self._texts[token] = text
-            if len(self._texts) > self._size:
-                self._texts.popitem(last=False)
+            self._texts[token] = (text, now)
+            texts = self._texts
+            while texts and (
+                len(texts) > self._size or next(iter(texts.values()))[1] < now - self._seconds
+            ):
+                texts.popitem(last=False)
 
     def get(self, token: bytes) -> str | None:
         """The text of a remembered token (which is then forgotten: it is read once)."""
         with self._lock:
-            return self._texts.pop(token, None)
+            found = self._texts.pop(token, None)
+        if found is None or found[1] < self._clock() - self._seconds:
+            return None
+        return found[0]
 
 
 _ring: KeyRing | None = None

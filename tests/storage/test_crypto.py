@@ -49,3 +49,16 @@ def test_the_encrypted_column_stores_no_plain_text(monkeypatch: pytest.MonkeyPat
     stored = column.process_bind_param({"phone": "+38344123456"}, None)  # type: ignore[arg-type]
     assert stored is not None and b"38344123456" not in stored
     assert column.process_result_value(stored, None) == {"phone": "+38344123456"}  # type: ignore[arg-type]
+
+
+def test_a_remembered_text_is_kept_for_a_limited_time() -> None:
+    now = [1000.0]
+    recent = crypto._RecentTokens(10, seconds=60, clock=lambda: now[0])
+    recent.put(b"old", "answers of a person who went quiet")
+    now[0] += 61
+    assert recent.get(b"old") is None  # too old to be recalled: decrypted instead
+    recent.put(b"first", "one")
+    now[0] += 61
+    recent.put(b"second", "two")  # making a token forgets the expired ones
+    assert list(recent._texts) == [b"second"]
+    assert recent.get(b"second") == "two"
