@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -168,20 +169,34 @@ class CoreUnit:
         if self._connection is not None:
             self._connection.commit()
             return
+        error = self.dialect.loaded_dbapi.Error
         try:
             self.fairy.commit()
-        except self.dialect.loaded_dbapi.Error as exc:
+        except error as exc:
+            lost = self.dialect.is_disconnect(exc, self.fairy.dbapi_connection, None)
+            if lost:
+                self.fairy.invalidate(exc)  # the pool must not hand it out again
             raise DBAPIError.instance(
-                "COMMIT", (), exc, self.dialect.loaded_dbapi.Error, dialect=self.dialect
+                "COMMIT", (), exc, error, connection_invalidated=lost, dialect=self.dialect
             ) from exc
 
     def rollback(self) -> None:
-        """Roll the transaction back (nothing to do for a connection that was lost)."""
+        """Roll the transaction back; a connection that broke meanwhile is dropped instead.
+
+        This runs while an error is on its way out: a second one from the rollback (the server
+        went away) must not replace it, and the transaction is gone with the connection anyway.
+        """
         if self._connection is not None:
             if not self._connection.invalidated:
-                self._connection.rollback()
-        elif self.fairy.is_valid:
+                with contextlib.suppress(DBAPIError):  # SQLAlchemy invalidates a lost one
+                    self._connection.rollback()
+            return
+        if not self.fairy.is_valid:
+            return
+        try:
             self.fairy.rollback()
+        except self.dialect.loaded_dbapi.Error as exc:
+            self.fairy.invalidate(exc)
 
     def close(self) -> None:
         """Close the ORM session, if any, and give the connection back to the pool."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from sqlalchemy import event, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
 from bot.app import Services, build_services
@@ -222,3 +222,31 @@ def test_a_pending_sms_ack_is_found_through_its_own_index(services: Services) ->
             conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
             plan = conn.exec_driver_sql(f"EXPLAIN {delete}").all()
     assert any("ix_message_coalesce" in str(row[-1]) for row in plan), plan
+
+
+@pytest.mark.postgres
+def test_a_connection_lost_at_commit_is_a_retryable_error(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """The server going away between the writes and the commit: SQLAlchemy's error, and the
+    broken connection is not handed out again."""
+    joiner = "&" if "?" in postgres_url else "?"
+    url = f"{postgres_url}{joiner}application_name=raporto-commit-test"
+    services = build_services(make_settings(url, tmp_path))
+    try:
+        with pytest.raises(OperationalError), services.uow.core() as unit:
+            store = IntakeStore(unit)
+            store.arrive(
+                "sms", "+38344000077", "SM-77", "hello", chat_message_id=None, is_test=False,
+                now=utcnow(),
+            )
+            with psycopg.connect(postgres_url.replace("+psycopg", ""), autocommit=True) as other:
+                other.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() "
+                    "AND application_name = 'raporto-commit-test'"
+                )
+        result = say(services, "hello", sender="+38344000077")  # a fresh connection
+        assert texts(result)
+    finally:
+        services.engine.dispose()
