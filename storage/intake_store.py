@@ -469,9 +469,7 @@ class IntakeStore:
         )
         return None if row is None else self._loaded(row, digest)
 
-    def _loaded(
-        self, row: Sequence[Any], digest: str
-    ) -> tuple[ContactRow, ConversationRow | None]:
+    def _loaded(self, row: Sequence[Any], digest: str) -> tuple[ContactRow, ConversationRow | None]:
         (
             contact_id,
             contact_channel,

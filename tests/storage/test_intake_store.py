@@ -237,7 +237,12 @@ def test_a_connection_lost_at_commit_is_a_retryable_error(
         with pytest.raises(OperationalError), services.uow.core() as unit:
             store = IntakeStore(unit)
             store.arrive(
-                "sms", "+38344000077", "SM-77", "hello", chat_message_id=None, is_test=False,
+                "sms",
+                "+38344000077",
+                "SM-77",
+                "hello",
+                chat_message_id=None,
+                is_test=False,
                 now=utcnow(),
             )
             with psycopg.connect(postgres_url.replace("+psycopg", ""), autocommit=True) as other:
