@@ -66,9 +66,12 @@ class Plan:
     baseline_warmup: int
     profile_reps: int
     preloaded: tuple[int, ...]  # baseline pickles already holding this many earlier reporters
+    # The timed repetitions of ours and of the durable baseline are taken in this many
+    # alternating rounds, so that a slow spell of the shared machine falls on both alike.
+    rounds: int = 1
 
 
-FULL = Plan(200, 10, 20, 2, 20, 2, 3, (1_000, 5_000))
+FULL = Plan(200, 10, 20, 2, 20, 2, 3, (1_000, 5_000), rounds=5)
 QUICK = Plan(20, 2, 3, 1, 3, 1, 1, (200,))
 
 
@@ -179,30 +182,68 @@ def _replay(
     return person
 
 
-def measure_storage(database_url: str, folder: Path, plan: Plan) -> tuple[Timings, str]:
-    """Each ``IntakeService.handle()`` timed on its own: one committed transaction per message."""
-    services = build_services(bench_settings(database_url, folder))
-    timings = Timings()
-    try:
-        with services.engine.connect() as conn:
+class StorageSession:
+    """``IntakeService.handle()`` on one database, replayed in rounds; each message timed."""
+
+    def __init__(self, database_url: str, folder: Path) -> None:
+        self.services = build_services(bench_settings(database_url, folder))
+        self.timings = Timings()
+        self._person = 0
+        with self.services.engine.connect() as conn:
             if conn.dialect.name == "sqlite":
                 mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
                 sync = conn.exec_driver_sql("PRAGMA synchronous").scalar()
                 names = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
-                detail = f"journal_mode={mode}, synchronous={names.get(int(sync or 0), sync)}"
+                self.detail = f"journal_mode={mode}, synchronous={names.get(int(sync or 0), sync)}"
             else:
-                detail = ", ".join(
+                self.detail = ", ".join(
                     f"{name}={conn.execute(text(f'SHOW {name}')).scalar()}"
                     for name in ("synchronous_commit", "fsync", "wal_sync_method")
                 )
+
+    def replay(self, reps: int, *, timed: bool) -> None:
+        """Every script ``reps`` times by new people, one committed transaction per message."""
         with _gc_collected():
-            person = _replay(services, plan.storage_warmup, 0, lambda _s, _ns: None)
+            if not timed:
+                self._person = _replay(self.services, reps, self._person, lambda _s, _ns: None)
+                return
             cpu_started = time.process_time_ns()
-            _replay(services, plan.storage_reps, person, timings.add)
-            timings.cpu_ns = time.process_time_ns() - cpu_started
+            self._person = _replay(self.services, reps, self._person, self.timings.add)
+            self.timings.cpu_ns += time.process_time_ns() - cpu_started
+
+    def close(self) -> tuple[Timings, str]:
+        """Release the database; the timings and the durability settings."""
+        self.services.engine.dispose()
+        return self.timings, self.detail
+
+
+def measure_interleaved(
+    urls: dict[str, str], folder: Path, pickle_path: Path, plan: Plan
+) -> tuple[dict[str, tuple[Timings, str]], ptb_baseline.BaselineRun]:
+    """Ours on each database and the durable baseline, in alternating rounds after warm-ups.
+
+    Each side replays the same scripts for the same number of people as it would alone.
+    """
+    sessions = {label: StorageSession(url, folder) for label, url in urls.items()}
+    baseline = ptb_baseline.BaselineSession(pickle_path, durable=True)
+    try:
+        for session in sessions.values():
+            session.replay(plan.storage_warmup, timed=False)
+        baseline.replay(SCRIPTS, plan.baseline_warmup, timed=False)
+        for n in range(plan.rounds):
+            for session in sessions.values():
+                session.replay(_share(plan.storage_reps, plan.rounds, n), timed=True)
+            with _gc_collected():
+                baseline.replay(SCRIPTS, _share(plan.baseline_reps, plan.rounds, n), timed=True)
     finally:
-        services.engine.dispose()
-    return timings, detail
+        results = {label: session.close() for label, session in sessions.items()}
+        durable = baseline.close()
+    return results, durable
+
+
+def _share(total: int, rounds: int, n: int) -> int:
+    """Round ``n``'s part of ``total`` repetitions split over ``rounds`` (they add up)."""
+    return total * (n + 1) // rounds - total * n // rounds
 
 
 def prepare_postgres(url: str) -> PostgresInfo:
@@ -627,6 +668,10 @@ METHOD_NOTES = [
     "`await application.process_update(update)` in one event loop. The baseline understands "
     "digits, buttons and exact language names only (no typo-tolerant words, no municipality "
     "matching, no translations, no encryption), so it does less work per message than ours.",
+    "- Rounds: after their warm-ups, ours on SQLite, ours on PostgreSQL and the durable "
+    "baseline take their timed repetitions in alternating rounds (`Plan.rounds`), each side "
+    "the same people as it would alone, so that a slow spell of the shared machine falls on "
+    "both sides of the comparison alike rather than on one of them.",
     '- "Durable per message" for the baseline means `await application.update_persistence()` '
     "after every update with `PicklePersistence(on_flush=False)` (the default), which makes "
     "it rewrite the whole pickle file for each changed user_data and conversation entry.",
@@ -663,24 +708,26 @@ def run(options: RunOptions) -> str:
     check_scripts(lexicon)
     print("engine alone ...", flush=True)
     engine = measure_engine(lexicon, plan)
-    storage: dict[str, tuple[Timings, str]] = {}
     with tempfile.TemporaryDirectory(prefix="raporto-bench-") as tmp:
         folder = Path(tmp)
         sqlite_url = f"sqlite:///{folder / 'raporto-bench.db'}"
         migrate.upgrade(sqlite_url)
-        print("engine + storage on SQLite ...", flush=True)
-        storage["SQLite"] = measure_storage(sqlite_url, folder, plan)
+        urls = {"SQLite": sqlite_url}
         pg = prepare_postgres(PG_URL)
         if pg.url is not None:
-            print("engine + storage on PostgreSQL ...", flush=True)
-            storage["PostgreSQL"] = measure_storage(pg.url, folder, plan)
+            urls["PostgreSQL"] = pg.url
         else:
             print(f"PostgreSQL skipped: {pg.problem}", flush=True)
-        print("baseline: ConversationHandler + PicklePersistence ...", flush=True)
+        print(
+            f"engine + storage on {' and '.join(urls)}, and the durable baseline "
+            f"(ConversationHandler + PicklePersistence), in {plan.rounds} rounds ...",
+            flush=True,
+        )
         pickle_path = folder / "baseline.pickle"
+        storage, base_durable = measure_interleaved(urls, folder, pickle_path, plan)
+        print("baseline as it comes, and with earlier reporters ...", flush=True)
         reps, warmup = plan.baseline_reps, plan.baseline_warmup
         base_default = ptb_baseline.measure(SCRIPTS, reps, warmup, pickle_path, durable=False)
-        base_durable = ptb_baseline.measure(SCRIPTS, reps, warmup, pickle_path, durable=True)
         base_preloaded = [
             ptb_baseline.measure(PRELOADED_SCRIPTS, 1, 0, pickle_path, durable=True, preloaded=n)
             for n in plan.preloaded

@@ -439,39 +439,64 @@ def preload(pickle_path: Path, people: int) -> None:
         pickle.dump(data, fh, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-async def _run(
-    scripts: Sequence[Script], repetitions: int, warmup: int, pickle_path: Path, *, durable: bool
-) -> BaselineRun:
-    """Feed every script to a fresh Application, timing each update."""
-    application = build_application(pickle_path)
-    await application.initialize()
-    run = BaselineRun()
-    update_id = 1
-    user_id = 10_000
-    try:
-        for rep in range(warmup + repetitions):
+class BaselineSession:
+    """One Application and its pickle, kept across rounds and fed the scripts on demand.
+
+    The benchmark interleaves rounds of this baseline with rounds of ours, so that a slow
+    spell of the (shared) machine falls on both alike.
+    """
+
+    def __init__(self, pickle_path: Path, *, durable: bool, preloaded: int = 0) -> None:
+        if pickle_path.exists():
+            pickle_path.unlink()
+        if preloaded:
+            preload(pickle_path, preloaded)
+        self.pickle_path = pickle_path
+        self.durable = durable
+        self.run = BaselineRun()
+        self.run.preloaded = preloaded
+        self._update_id = 1
+        self._user_id = 10_000
+        self._loop = asyncio.new_event_loop()
+        self._application = build_application(pickle_path)
+        self._loop.run_until_complete(self._application.initialize())
+
+    def replay(self, scripts: Sequence[Script], reps: int, *, timed: bool) -> None:
+        """Every script ``reps`` times, each time by a new person; timed or as a warm-up."""
+        self._loop.run_until_complete(self._feed(scripts, reps, timed))
+
+    async def _feed(self, scripts: Sequence[Script], reps: int, timed: bool) -> None:
+        application = self._application
+        for _ in range(reps):
             for script in scripts:
-                user_id += 1
-                dicts = update_dicts(script, user_id, update_id)
-                update_id += len(dicts)
+                self._user_id += 1
+                dicts = update_dicts(script, self._user_id, self._update_id)
+                self._update_id += len(dicts)
                 updates = [Update.de_json(d, application.bot) for d in dicts]
-                timed = rep >= warmup
                 for update in updates:
                     started = time.perf_counter_ns()
                     await application.process_update(update)
-                    if durable:
+                    if self.durable:
                         await application.update_persistence()
                     elapsed = time.perf_counter_ns() - started
                     if timed:
-                        run.samples_ns.append(elapsed)
-        run.users = user_id - 10_000
-        started = time.perf_counter_ns()
-        await application.update_persistence()
-        await application.persistence.flush()  # type: ignore[union-attr]
-        run.final_flush_ns = time.perf_counter_ns() - started
-    finally:
-        await application.shutdown()
-    return run
+                        self.run.samples_ns.append(elapsed)
+
+    def close(self) -> BaselineRun:
+        """Flush and shut the Application down; what the run measured."""
+        application = self._application
+        try:
+            started = time.perf_counter_ns()
+            self._loop.run_until_complete(application.update_persistence())
+            self._loop.run_until_complete(application.persistence.flush())  # type: ignore[union-attr]
+            self.run.final_flush_ns = time.perf_counter_ns() - started
+        finally:
+            self._loop.run_until_complete(application.shutdown())
+            self._loop.close()
+        self.run.users = self._user_id - 10_000
+        path = self.pickle_path
+        self.run.pickle_bytes = path.stat().st_size if path.exists() else 0
+        return self.run
 
 
 def measure(
@@ -484,11 +509,7 @@ def measure(
     preloaded: int = 0,
 ) -> BaselineRun:
     """Per-message cost of ``process_update`` (plus ``update_persistence`` when ``durable``)."""
-    if pickle_path.exists():
-        pickle_path.unlink()
-    if preloaded:
-        preload(pickle_path, preloaded)
-    run = asyncio.run(_run(scripts, repetitions, warmup, pickle_path, durable=durable))
-    run.pickle_bytes = pickle_path.stat().st_size if pickle_path.exists() else 0
-    run.preloaded = preloaded
-    return run
+    session = BaselineSession(pickle_path, durable=durable, preloaded=preloaded)
+    session.replay(scripts, warmup, timed=False)
+    session.replay(scripts, repetitions, timed=True)
+    return session.close()
