@@ -343,7 +343,7 @@ class IntakeService:
             for item in a.get("evidence", [])
         ]
         if self.complaints is None:
-            ComplaintRepository(session).add(complaint, attachments)
+            ComplaintRepository(session).insert(complaint, attachments)
             return complaint
         # Priority and events in this transaction: stored if and only if the complaint is.
         self.complaints.submitted(

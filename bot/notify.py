@@ -357,8 +357,12 @@ def envelope(event_type: str, event_id: str, now: datetime, data: Mapping[str, A
 
 def notify_webhooks(session: Session) -> None:
     """Wake the webhook workers when this transaction commits (PostgreSQL NOTIFY)."""
-    if is_postgres(session):
-        session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+    _wake_webhook_workers(session.connection())
+
+
+def _wake_webhook_workers(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
 
 
 Endpoints = Sequence[tuple[int, list[str] | None, bool]]
@@ -455,8 +459,7 @@ def emit_now(
                 for e in targets
             ],
         )
-        if connection.dialect.name == "postgresql":
-            connection.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+        _wake_webhook_workers(connection)
     return event_id
 
 

@@ -147,13 +147,6 @@ class ComplaintRepository:
             self.session.scalars(select(Complaint).where(Complaint.contact_id == contact_id))
         )
 
-    def add(self, complaint: Complaint, attachments: list[Attachment]) -> None:
-        """Store a new complaint with its evidence."""
-        self.session.add(complaint)
-        for attachment in attachments:
-            complaint.attachments.append(attachment)
-        self.session.flush()
-
     def insert(self, complaint: Complaint, attachments: list[Attachment]) -> int:
         """Store a new complaint and its evidence at once, with Core INSERTs; the new id.
 
